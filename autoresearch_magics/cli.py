@@ -1,0 +1,140 @@
+"""The `autoresearch` command: the same verbs as the magics, for a terminal."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from .core.campaign import Campaign
+from .core.errors import CampaignError
+from .core.events import CampaignListener
+from .core.hardware import describe_hardware
+from .core.loop import run_loop
+from .core.proposers import RerunProposer
+from .presentation.text import format_result, format_results, format_show, format_status
+from .verbs import VERBS, add_arguments, init_settings, stop_rule_settings
+
+
+class _TerminalListener(CampaignListener):
+    """Prints progress to the terminal (a rewritten line on a TTY, a line per update otherwise)."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.tty = sys.stderr.isatty()
+
+    def experiment_started(self, info):
+        print(f"experiment {info['experiment']} [{info['commit']}] {info['description']!r}: running "
+              f"(budget {info['budget_s']:g}s, log {info['log_path']})", file=sys.stderr, flush=True)
+
+    def updated(self, snap):
+        if not self.tty:
+            return
+        loss = f" loss {snap['loss']:.4f}" if snap.get("loss") is not None else ""
+        print(f"\r  {100 * snap['training_fraction']:5.1f}% of budget{loss}, {snap['elapsed_s']:.0f}s elapsed, "
+              f"rss {snap['rss_mb']:.0f} MB   ", end="", file=sys.stderr, flush=True)
+
+    def experiment_finished(self, result):
+        if self.tty:
+            print(file=sys.stderr)
+        print(format_result(result, self.metric), flush=True)
+
+    def message(self, text):
+        print(text, file=sys.stderr, flush=True)
+
+
+def _open(args) -> Campaign:
+    return Campaign.open(args.path)
+
+
+def cmd_init(args):
+    campaign = Campaign.init(args.path, **init_settings(args))
+    print(format_status(campaign.status()))
+
+
+def cmd_run(args):
+    campaign = _open(args)
+    results = campaign.run(args.message, seed=args.seed, listener=_TerminalListener(campaign.config.metric),
+                           stop_event=_interrupt_event())
+    return 0 if results[-1].status != "crash" else 1
+
+
+def cmd_loop(args):
+    campaign = _open(args)
+    if stop_rule_settings(args):
+        campaign.update_stop_rules(**stop_rule_settings(args))
+    run_loop(campaign, RerunProposer(args.message), args.max_proposals,
+             listener=_TerminalListener(campaign.config.metric), stop_event=_interrupt_event())
+    print(format_status(campaign.status()))
+
+
+def cmd_status(args):
+    status = _open(args).status()
+    print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
+
+
+def cmd_results(args):
+    campaign = _open(args)
+    frame = campaign.frame()
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso"))
+    else:
+        print(format_results(frame, campaign.config.metric))
+
+
+def cmd_show(args):
+    print(format_show(_open(args).show(args.number, args.lines)))
+
+
+def cmd_stop(args):
+    campaign = _open(args)
+    print("stop requested" if campaign.request_stop() else "nothing is running")
+
+
+def cmd_hardware(args):
+    print(json.dumps(describe_hardware(), indent=2))
+
+
+COMMANDS = {"init": cmd_init, "run": cmd_run, "loop": cmd_loop, "status": cmd_status, "results": cmd_results,
+            "show": cmd_show, "stop": cmd_stop, "hardware": cmd_hardware}
+
+
+def _interrupt_event() -> threading.Event:
+    """Returns an event set by the first Ctrl-C (the run is stopped cleanly and recorded)."""
+    event = threading.Event()
+
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        print("\nstopping the running experiment (Ctrl-C again to abort)", file=sys.stderr)
+        event.set()
+
+    signal.signal(signal.SIGINT, handler)
+    return event
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the parser of the `autoresearch` command."""
+    parser = argparse.ArgumentParser(prog="autoresearch", description="Run autoresearch campaigns.")
+    subs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, (help_text, _) in VERBS.items():
+        sub = subs.add_parser(verb, help=help_text, description=help_text)
+        add_arguments(sub, verb)
+        if verb not in ("init", "hardware"):
+            sub.add_argument("-C", "--path", default=".", help="campaign folder (default: the current one)")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Runs the CLI; returns the exit code (2 for user errors)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.verb](args) or 0
+    except CampaignError as exc:
+        print(f"autoresearch {args.verb}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Layer 1: the campaign engine. Pure Python; nothing here imports Jupyter."""

@@ -1,0 +1,286 @@
+"""A campaign: create or attach, resume, and report. Running lives in experiment.py and loop.py."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+from . import templates
+from .config import CampaignConfig, deadline_from_duration, now_utc
+from .errors import CampaignBusy, CampaignError, NotACampaign
+from .ledger import Ledger, experiment_ref
+from .live import read_json, read_live
+from .lock import RunnerLock
+from .paths import CampaignPaths, find_campaign_root
+from .recovery import recover_interrupted
+from .results import ResultsFile
+from .results_frame import results_frame
+from .stop_rules import stop_state
+
+# Reference-layout files committed on attach when the folder was not yet under git.
+REFERENCE_FILES = ("train.py", "prepare.py", "program.md", "pyproject.toml", "README.md")
+# Settings that define what results mean; changing them needs a new campaign.
+FIXED_SETTINGS = ("metric", "direction", "budget_s", "command")
+
+
+class Campaign:
+    """One campaign folder: config, ledger, results and the runner lock."""
+
+    def __init__(self, paths: CampaignPaths, config: CampaignConfig) -> None:
+        self.paths = paths
+        self.config = config
+        self.ledger = Ledger(paths.root)
+        self.results = ResultsFile(paths.results, config.metric, paths.records)
+        self.lock = RunnerLock(paths)
+
+    # -- create, attach, resume --------------------------------------------------------------
+    @classmethod
+    def init(cls, folder=".", tag: str | None = None, template: str | None = None, deadline: str | None = None,
+             **settings) -> "Campaign":
+        """Returns a new campaign in `folder`, or the existing one resumed (stop rules may be updated).
+
+        An empty folder (no train.py) gets the tinylm template; a folder with train.py is attached
+        as it is; a folder that is not a git repository becomes one.
+        """
+        paths = CampaignPaths.of(folder)
+        settings = {k: v for k, v in settings.items() if v is not None}
+        if deadline is not None:
+            settings["deadline"] = deadline_from_duration(deadline)
+        if paths.config.is_file():
+            return cls._resume_with(paths, tag, template, settings)
+        if not tag:
+            raise CampaignError("a new campaign needs a tag: add --tag, e.g. --tag nov22")
+        known = {f.name for f in fields(CampaignConfig)}
+        unknown = set(settings) - known
+        if unknown:
+            raise CampaignError(f"unknown settings {sorted(unknown)}: use one of {sorted(known)}")
+        config = CampaignConfig(tag=tag, created_at=now_utc().isoformat(), **settings).validate()
+        paths.root.mkdir(parents=True, exist_ok=True)
+        added = _place_template(paths.root, template, config)
+        ledger = Ledger.init_repo(paths.root)
+        ledger.exclude_campaign_files()
+        to_commit = added or [f for f in REFERENCE_FILES if (paths.root / f).exists()
+                              and f in ledger.changed_paths([f]) and not ledger._tracked(f)]
+        if not ledger.has_commits() and not to_commit:
+            to_commit = [p for p in config.editable if (paths.root / p).exists()]
+        if to_commit:
+            ledger.commit_files(to_commit, f"autoresearch: {'template ' + config.template if added else 'attach'} "
+                                           f"for campaign {tag}")
+        ledger.ensure_on_branch(config.branch)
+        ResultsFile(paths.results, config.metric).rows()  # an existing file must be readable
+        config.save(paths)
+        paths.logs.mkdir(exist_ok=True)
+        return cls(paths, config)
+
+    @classmethod
+    def _resume_with(cls, paths, tag, template, settings) -> "Campaign":
+        campaign = cls.open(paths.root)
+        config = campaign.config
+        if tag and tag != config.tag:
+            raise CampaignError(
+                f"{paths.root} already runs campaign {config.tag!r}. Resume it with --tag {config.tag}, "
+                f"or start {tag!r} in another folder.")
+        if template and template != config.template:
+            raise CampaignError(f"{paths.root} already holds a campaign; --template applies only to a new one")
+        for key in FIXED_SETTINGS:
+            if key in settings and settings[key] != getattr(config, key):
+                raise CampaignError(
+                    f"campaign {config.tag} was started with {key}={getattr(config, key)!r}; results under "
+                    f"{key}={settings[key]!r} would not compare. Start a new campaign in another folder.")
+        changed = {k: v for k, v in settings.items() if getattr(config, k) != v}
+        if changed:
+            for key, value in changed.items():
+                setattr(config, key, value)
+            config.validate().save(paths)
+        campaign.ledger.ensure_on_branch(config.branch)
+        return campaign
+
+    @classmethod
+    def open(cls, folder=".") -> "Campaign":
+        """Returns the campaign at or above `folder`, recording an interrupted experiment if one was left."""
+        root = find_campaign_root(folder)
+        if root is None:
+            raise NotACampaign(f"no campaign at or above {Path(folder).resolve()}: "
+                               f"run `autoresearch init --tag TAG` there first")
+        paths = CampaignPaths.of(root)
+        campaign = cls(paths, CampaignConfig.load(paths))
+        campaign.recover()
+        return campaign
+
+    def recover(self) -> dict | None:
+        """Records an experiment whose runner died as a crash ('interrupted'); returns it, or None.
+
+        Does nothing while another live process holds the runner lock.
+        """
+        if not self.paths.current.exists() or self.lock.held:
+            return None
+        try:
+            self.lock.acquire("recover")
+        except CampaignBusy:
+            return None
+        try:
+            return recover_interrupted(self)
+        finally:
+            self.lock.release()
+
+    def update_stop_rules(self, max_experiments=None, deadline=None, target=None) -> None:
+        """Changes stop rules (a deadline given as a duration from now) and saves the config."""
+        if max_experiments is not None:
+            self.config.max_experiments = max_experiments
+        if deadline is not None:
+            self.config.deadline = deadline_from_duration(deadline)
+        if target is not None:
+            self.config.target = target
+        self.config.validate().save(self.paths)
+
+    def recover_locked(self) -> dict | None:
+        """Like recover(), for a caller that already holds the runner lock."""
+        if not self.paths.current.exists():
+            return None
+        return recover_interrupted(self)
+
+    def run(self, description: str, files: dict[str, str] | None = None, **options):
+        """Runs one experiment (the baseline first when there is none); returns the ExperimentResults."""
+        from .experiment import run_experiment
+        return run_experiment(self, description, files, **options)
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def workdir(self) -> Path:
+        """Returns the folder in which train.py is edited (the campaign folder itself)."""
+        return self.paths.root
+
+    def frame(self):
+        """Returns results.tsv as a typed DataFrame."""
+        return results_frame(self.results)
+
+    def rows(self) -> list[dict]:
+        """Returns results.tsv rows as text dicts."""
+        return self.results.rows()
+
+    def next_experiment(self) -> int:
+        """Returns the number the next experiment gets."""
+        rows = self.rows()
+        numbers = [int(r["experiment"]) for r in rows if r.get("experiment", "").isdigit()]
+        return max(numbers, default=len(rows)) + 1
+
+    def best(self) -> dict | None:
+        """Returns the best kept row (metric as float), or None before the first keep."""
+        best = None
+        for row in self.rows():
+            if row["status"] != "keep":
+                continue
+            value = float(row[self.config.metric])
+            if best is None or self.config.better(value, best["value"]):
+                best = {**row, "value": value}
+        return best
+
+    def attempted(self) -> int:
+        """Returns the number of experiments attempted (repeat runs of one experiment count once)."""
+        rows = self.rows()
+        numbers = {r.get("experiment") or str(i) for i, r in enumerate(rows)}
+        return len(numbers)
+
+    def status(self) -> dict:
+        """Returns the objective, stop-rule progress, branch, best, latest and live run as plain data."""
+        rows = self.rows()
+        best = self.best()
+        state = stop_state(self.config, self.attempted(), best["value"] if best else None)
+        metric = self.config.metric
+        baseline = next((r for r in rows if r["status"] != "crash"), None)
+
+        def brief(row):
+            if row is None:
+                return None
+            value = None if row["status"] == "crash" else float(row[metric])
+            return {"experiment": int(row["experiment"]) if row.get("experiment", "").isdigit() else None,
+                    "commit": row["commit"], "value": value, "status": row["status"],
+                    "description": row["description"], "crash_reason": row.get("crash_reason", "")}
+
+        counts = {s: sum(r["status"] == s for r in rows) for s in ("keep", "discard", "crash")}
+        return {
+            "root": str(self.paths.root), "workdir": str(self.workdir), "tag": self.config.tag,
+            "branch": self.config.branch, "current_branch": self.ledger.current_branch(),
+            "objective": f"{'minimise' if self.config.direction == 'min' else 'maximise'} {metric}",
+            "metric": metric, "direction": self.config.direction, "budget_s": self.config.budget_s,
+            "timeout_s": self.config.effective_timeout_s, "keep_rule": self.config.keep_rule,
+            "command": self.config.command,
+            "stop": {"reached": state.reached, "reason": state.reason, "progress": state.progress,
+                     "max_experiments": self.config.max_experiments, "deadline": self.config.deadline,
+                     "target": self.config.target},
+            "attempted": self.attempted(), "runs": len(rows), "counts": counts,
+            "baseline": brief(baseline), "best": brief(best), "latest": brief(rows[-1] if rows else None),
+            "running": read_live(self.paths),
+            "results_path": str(self.paths.results),
+        }
+
+    def show(self, number: int, tail_lines: int = 40) -> dict:
+        """Returns experiment `number`'s row, its diff against its parent and the tail of its log."""
+        sha = self.ledger.resolve(experiment_ref(self.config.tag, number))
+        rows = [r for r in self.rows() if r.get("experiment") == str(number)]
+        if sha is None and not rows:
+            raise CampaignError(f"no experiment {number} in campaign {self.config.tag}: "
+                                f"`autoresearch results` lists them (1..{self.next_experiment() - 1})")
+        row = rows[-1] if rows else None
+        parent_short = (row or {}).get("parent") or ""
+        parent = self.ledger.resolve(parent_short) if parent_short else (self.ledger.parent(sha) if sha else None)
+        if sha and parent and parent != sha:
+            diff = self.ledger.diff(parent, sha, self.config.editable)
+        elif sha:
+            diff = ""  # a re-run of an unchanged commit
+        else:
+            diff = ""
+        log_path = Path((row or {}).get("log") or self.paths.log_for(number))
+        if not log_path.is_absolute():
+            log_path = self.paths.root / log_path
+        return {"experiment": number, "commit": sha, "parent": parent, "row": row, "rows": rows,
+                "diff": diff, "log_path": str(log_path), "log_tail": _tail(log_path, tail_lines)}
+
+    def request_stop(self) -> bool:
+        """Asks the campaign's runner (in whatever process) to stop its running experiment."""
+        if read_live(self.paths) is None and not self.paths.current.exists():
+            return False
+        self.paths.stop_request.touch()
+        return True
+
+    def current(self) -> dict | None:
+        """Returns the in-flight experiment record, or None."""
+        return read_json(self.paths.current)
+
+
+def _place_template(root: Path, template: str | None, config: CampaignConfig) -> list[str]:
+    """Copies a template into `root` when it has no train.py; returns the files added."""
+    has_train = (root / config.editable[0]).exists()
+    if has_train:
+        if template:
+            raise CampaignError(f"{root} already has {config.editable[0]}; --template is only for a folder "
+                                f"without one (it would overwrite your script)")
+        return []
+    name = template or templates.DEFAULT
+    source = templates.path_of(name)
+    added = []
+    for item in sorted(source.iterdir()):
+        if item.name.startswith((".", "__")) or item.name == "data":
+            continue
+        target = root / item.name
+        if target.exists():
+            raise CampaignError(f"{target} exists: move it aside or init the template in an empty folder")
+        shutil.copy2(item, target)
+        added.append(item.name)
+    config.template = name
+    return added
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    """Returns the last `lines` lines of a text file (progress rewrites split), or [] if missing."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    from .summary import LINE_BREAKS
+    return [line for line in LINE_BREAKS.split(text) if line.strip()][-lines:]

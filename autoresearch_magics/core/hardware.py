@@ -1,0 +1,44 @@
+"""What training will run on: CUDA devices, Apple MPS, or the CPU."""
+from __future__ import annotations
+
+import os
+import time
+
+
+def _cpu_bf16_fast(torch) -> dict:
+    """Returns measured fp32 and bf16 matmul throughput on the CPU and whether bf16 is faster."""
+    def gflops(dtype) -> float:
+        a = torch.randn(512, 512, dtype=dtype)
+        b = torch.randn(512, 512, dtype=dtype)
+        a @ b  # warm-up
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 0.15:
+            a @ b
+            reps += 1
+        return 2 * 512**3 * reps / (time.perf_counter() - start) / 1e9
+
+    fp32, bf16 = gflops(torch.float32), gflops(torch.bfloat16)
+    return {"fp32_gflops": round(fp32, 1), "bf16_gflops": round(bf16, 1), "bf16_fast": bf16 > 1.2 * fp32}
+
+
+def describe_hardware() -> dict:
+    """Returns a JSON-able description of the accelerator training will use."""
+    info: dict = {"cpu_count": os.cpu_count()}
+    try:
+        import torch
+    except ImportError:
+        info.update(device="cpu", torch=None, note="torch is not installed")
+        return info
+    info["torch"] = torch.__version__
+    if torch.cuda.is_available():
+        devices = []
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            devices.append({"index": i, "name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
+                            "capability": f"{props.major}.{props.minor}"})
+        info.update(device="cuda", cuda_devices=devices, bf16_fast=torch.cuda.is_bf16_supported())
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        info.update(device="mps", bf16_fast=False)
+    else:
+        info.update(device="cpu", threads=torch.get_num_threads(), **_cpu_bf16_fast(torch))
+    return info

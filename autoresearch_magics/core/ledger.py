@@ -1,0 +1,240 @@
+"""Every git operation of a campaign, in one place. Functions return plain data.
+
+Experiments run in place, in the researcher's own checkout, and touch only the campaign's
+editable files (train.py by default): commits are made with `git commit --only <files>`, and a
+revert moves the branch back with `git reset --soft` and restores just those files. Anything
+else the researcher has modified, staged or left untracked is never reset, stashed or
+committed. Every experiment commit also gets a ref `refs/autoresearch/<tag>/<N>`, so a
+discarded one stays reachable.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from .errors import CampaignError, WrongBranch
+from .paths import UNTRACKED_PATTERNS
+
+# Used only when neither the repository nor the user configured an identity.
+FALLBACK_NAME = "autoresearch"
+FALLBACK_EMAIL = "autoresearch@localhost"
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit as plain data."""
+
+    sha: str
+    short: str
+    message: str
+
+
+def experiment_ref(tag: str, number: int) -> str:
+    """Returns the ref that keeps experiment `number` of campaign `tag` reachable."""
+    return f"refs/autoresearch/{tag}/{number}"
+
+
+class Ledger:
+    """Git access for one campaign folder."""
+
+    def __init__(self, root) -> None:
+        self.root = Path(root)
+        try:
+            self.repo = git.Repo(self.root)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise CampaignError(f"{self.root} is not a git repository: run `autoresearch init {self.root}`") from None
+        self._env = None
+        self._cmd = git.Git(str(self.root))  # runs in the campaign folder: paths are relative to it
+
+    # -- set-up ------------------------------------------------------------------------------
+    @staticmethod
+    def init_repo(root) -> "Ledger":
+        """Returns a Ledger for `root`, creating a repository there when there is none."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            git.Repo(root)
+            inside = True
+        except git.InvalidGitRepositoryError:
+            inside = False
+        if not inside:
+            git.Repo.init(root, initial_branch="main")
+        return Ledger(root)
+
+    def is_toplevel(self) -> bool:
+        """Returns True when the campaign folder is the repository's top level."""
+        return Path(self.repo.working_tree_dir).resolve() == self.root.resolve()
+
+    def exclude_campaign_files(self) -> None:
+        """Adds the campaign's untracked files to .git/info/exclude (never the user's .gitignore)."""
+        common = Path(self.repo.git.rev_parse("--git-common-dir"))
+        if not common.is_absolute():
+            common = self.root / common
+        exclude = common / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        existing = exclude.read_text().splitlines() if exclude.exists() else []
+        prefix = os.path.relpath(self.root, self.repo.working_tree_dir)
+        prefix = "" if prefix == "." else "/" + prefix.replace(os.sep, "/")
+        wanted = [prefix + pat if pat.startswith("/") else pat for pat in UNTRACKED_PATTERNS]
+        missing = [line for line in wanted if line not in existing]
+        if missing:
+            with open(exclude, "a") as fh:
+                fh.write("".join(line + "\n" for line in ["# autoresearch campaign files", *missing]))
+
+    def _git_env(self) -> dict:
+        """Returns environment overrides that supply an identity when git has none."""
+        if self._env is None:
+            env = {}
+            reader = self.repo.config_reader()
+            if not reader.get_value("user", "name", default=""):
+                env.update(GIT_AUTHOR_NAME=FALLBACK_NAME, GIT_COMMITTER_NAME=FALLBACK_NAME)
+            if not reader.get_value("user", "email", default=""):
+                env.update(GIT_AUTHOR_EMAIL=FALLBACK_EMAIL, GIT_COMMITTER_EMAIL=FALLBACK_EMAIL)
+            self._env = env
+        return self._env
+
+    def _git(self, *args) -> str:
+        return self._cmd.execute(["git", *args], env={**os.environ, **self._git_env()})
+
+    # -- reading -----------------------------------------------------------------------------
+    def has_commits(self) -> bool:
+        """Returns True when HEAD points at a commit."""
+        try:
+            self.repo.head.commit
+            return True
+        except ValueError:
+            return False
+
+    def current_branch(self) -> str | None:
+        """Returns the checked-out branch name, or None when HEAD is detached."""
+        try:
+            return self.repo.active_branch.name
+        except TypeError:
+            return None
+
+    def branch_exists(self, branch: str) -> bool:
+        """Returns True when a local branch of that name exists."""
+        return branch in [h.name for h in self.repo.heads]
+
+    def tip(self, ref: str = "HEAD") -> str:
+        """Returns the full sha `ref` points at."""
+        return self._git("rev-parse", "--verify", f"{ref}^{{commit}}")
+
+    def resolve(self, ref: str) -> str | None:
+        """Returns the full sha of `ref`, or None when it does not exist."""
+        try:
+            return self.tip(ref)
+        except git.GitCommandError:
+            return None
+
+    def commit_info(self, ref: str) -> CommitInfo:
+        """Returns sha, 7-character sha and message of `ref`."""
+        commit = self.repo.commit(ref)
+        return CommitInfo(commit.hexsha, commit.hexsha[:7], commit.message.strip())
+
+    def changed_paths(self, paths: list[str], against: str = "HEAD") -> list[str]:
+        """Returns which of `paths` differ between the working tree and `against`."""
+        out = self._git("diff", "--name-only", against, "--", *paths)
+        untracked = self._git("ls-files", "--others", "--exclude-standard", "--", *paths)
+        return sorted(set(out.split()) | set(untracked.split()))
+
+    def dirty_paths(self) -> list[str]:
+        """Returns every path with uncommitted changes (untracked files included)."""
+        out = self._git("status", "--porcelain", "--untracked-files=all")
+        return [line[3:] for line in out.splitlines() if line.strip()]
+
+    def read_file(self, ref: str, path: str) -> str:
+        """Returns the content of `path` at `ref`."""
+        return self._git("show", f"{ref}:./{path}")
+
+    def diff(self, base: str, target: str, paths: list[str] | None = None) -> str:
+        """Returns the unified diff from `base` to `target`."""
+        return self._git("diff", base, target, "--", *(paths or []))
+
+    def diff_worktree(self, base: str, paths: list[str]) -> str:
+        """Returns the unified diff from `base` to the working tree for `paths`."""
+        return self._git("diff", base, "--", *paths)
+
+    def parent(self, ref: str) -> str | None:
+        """Returns the first parent's sha of `ref`, or None for a root commit."""
+        parents = self.repo.commit(ref).parents
+        return parents[0].hexsha if parents else None
+
+    def experiment_refs(self, tag: str) -> dict[int, str]:
+        """Returns {experiment number: sha} of every experiment ref of `tag`."""
+        out = self._git("for-each-ref", "--format=%(refname) %(objectname)", f"refs/autoresearch/{tag}/")
+        refs = {}
+        for line in out.splitlines():
+            name, sha = line.split()
+            tail = name.rsplit("/", 1)[-1]
+            if tail.isdigit():
+                refs[int(tail)] = sha
+        return refs
+
+    # -- changing ----------------------------------------------------------------------------
+    def ensure_on_branch(self, branch: str) -> None:
+        """Checks out `branch`, creating it at HEAD; uncommitted changes are carried along, never reset."""
+        if self.current_branch() == branch:
+            return
+        try:
+            if self.branch_exists(branch):
+                self._git("checkout", branch)
+            else:
+                self._git("checkout", "-b", branch)
+        except git.GitCommandError as exc:
+            raise CampaignError(
+                f"cannot switch to {branch}: {exc.stderr.strip()}\n"
+                f"Commit or move the conflicting changes, then run init again.") from None
+
+    def check_on_branch(self, branch: str) -> None:
+        """Raises WrongBranch unless `branch` is checked out."""
+        current = self.current_branch()
+        if current != branch:
+            raise WrongBranch(
+                f"the working copy is on {current or 'a detached HEAD'}, but this campaign runs on "
+                f"{branch}: run `git checkout {branch}` (or init a new campaign with another --tag)")
+
+    def commit_files(self, paths: list[str], message: str, allow_empty: bool = False) -> str:
+        """Commits only `paths` as they are in the working tree; returns the new sha.
+
+        Other staged or modified files are left exactly as they are.
+        """
+        present = [p for p in paths if (self.root / p).exists() or self._tracked(p)]
+        self._git("add", "--", *present)
+        args = ["commit", "--no-verify", "-q", "-m", message]
+        if allow_empty:
+            args.append("--allow-empty")
+        if self.has_commits():
+            args += ["--only", "--", *present]
+        self._git(*args)
+        return self.tip()
+
+    def _tracked(self, path: str) -> bool:
+        return bool(self._git("ls-files", "--", path))
+
+    def set_ref(self, ref: str, sha: str) -> None:
+        """Points `ref` at `sha`."""
+        self._git("update-ref", ref, sha)
+
+    def revert_to(self, sha: str, paths: list[str]) -> None:
+        """Moves the current branch back to `sha` and restores `paths` from it; nothing else changes."""
+        self._git("reset", "--soft", sha)
+        self._git("checkout", sha, "--", *paths)
+
+    def write_files_from(self, ref: str, paths: list[str]) -> None:
+        """Overwrites `paths` in the working tree (and index) with their content at `ref`."""
+        self._git("checkout", ref, "--", *paths)
+
+    def add_worktree(self, path, ref: str) -> None:
+        """Creates a detached worktree of `ref` at `path`."""
+        self._git("worktree", "add", "--detach", "-f", str(path), ref)
+
+    def remove_worktree(self, path) -> None:
+        """Removes a worktree created by add_worktree."""
+        try:
+            self._git("worktree", "remove", "--force", str(path))
+        except git.GitCommandError:
+            self._git("worktree", "prune")

@@ -1,0 +1,114 @@
+"""The running experiment's state as a small JSON file, so other processes (the sidebar, a
+second terminal) can show it without a kernel. Written at most once per second."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+
+import psutil
+
+from .paths import CampaignPaths
+from .summary import parse_progress
+
+WRITE_EVERY_S = 1.0
+
+
+def write_json_atomic(path, data: dict) -> None:
+    """Writes `data` as JSON so readers never see half a file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def read_json(path) -> dict | None:
+    """Returns the JSON in `path`, or None when it is missing or unreadable."""
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def process_alive(pid: int | None, create_time: float | None = None) -> bool:
+    """Returns True when `pid` runs (and, if given, was started at `create_time`)."""
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if create_time is not None and abs(proc.create_time() - create_time) > 1.0:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def read_live(paths: CampaignPaths) -> dict | None:
+    """Returns the live state when an experiment is running now, else None."""
+    state = read_json(paths.live)
+    if not state or state.get("state") != "running":
+        return None
+    if not process_alive(state.get("runner_pid")):
+        return None
+    return state
+
+
+class LiveState:
+    """Tracks one run's progress; `snapshot()` is what the live file and the widgets show."""
+
+    def __init__(self, paths: CampaignPaths, experiment: int, description: str, commit: str,
+                 budget_s: float, run: int = 1) -> None:
+        self.paths = paths
+        self.started = time.time()
+        self.data = {"state": "running", "experiment": experiment, "run": run, "description": description,
+                     "commit": commit[:7], "budget_s": budget_s, "started_at": self.started,
+                     "runner_pid": os.getpid(), "child_pid": None, "step": None, "percent": None,
+                     "loss": None, "tok_per_s": None, "remaining_s": None, "rss_mb": 0.0,
+                     "training_fraction": 0.0, "elapsed_s": 0.0, "tail": []}
+        self._tail: deque[str] = deque(maxlen=12)
+        self._last_write = 0.0
+        self._saw_progress = False
+
+    def on_start(self, pid: int) -> None:
+        self.data["child_pid"] = pid
+        self.flush(force=True)
+
+    def on_lines(self, lines: list[str]) -> None:
+        for line in reversed(lines):
+            progress = parse_progress(line)
+            if progress is not None:
+                self._saw_progress = True
+                self.data.update(step=progress.step, percent=progress.percent, loss=progress.loss,
+                                 tok_per_s=progress.tok_per_s, remaining_s=progress.remaining_s)
+                break
+        self._tail.extend(line for line in lines[-12:] if line.strip() and parse_progress(line) is None)
+
+    def on_rss(self, rss_mb: float) -> None:
+        self.data["rss_mb"] = round(rss_mb, 1)
+
+    def snapshot(self) -> dict:
+        """Returns the current state with time-derived fields filled in."""
+        elapsed = time.time() - self.started
+        self.data["elapsed_s"] = round(elapsed, 1)
+        if self._saw_progress and self.data["percent"] is not None:
+            fraction = self.data["percent"] / 100.0
+        else:  # the script prints no progress line: show wall time against the budget
+            fraction = elapsed / max(self.data["budget_s"], 1e-9)
+        self.data["training_fraction"] = round(min(max(fraction, 0.0), 1.0), 4)
+        self.data["tail"] = list(self._tail)
+        self.data["updated_at"] = time.time()
+        return dict(self.data)
+
+    def flush(self, force: bool = False) -> None:
+        """Writes the live file when a second has passed since the last write (or when forced)."""
+        now = time.monotonic()
+        if force or now - self._last_write >= WRITE_EVERY_S:
+            self._last_write = now
+            write_json_atomic(self.paths.live, self.snapshot())
+
+    def finish(self, outcome: dict) -> None:
+        """Marks the run finished with its outcome."""
+        self.data.update(state="finished", outcome=outcome)
+        write_json_atomic(self.paths.live, self.snapshot())

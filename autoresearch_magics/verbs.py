@@ -1,0 +1,80 @@
+"""The verbs shared by the CLI and the magics, declared once: each verb's help and arguments.
+
+Both front ends build their argparse parsers from this table, so `autoresearch run --help`
+and `%autoresearch?` show the same text.
+"""
+from __future__ import annotations
+
+import argparse
+
+from .core.config import DIRECTIONS, KEEP_RULES
+
+
+def _arg(*flags, **kwargs):
+    return flags, kwargs
+
+
+_STOP_RULES = [
+    _arg("--max-experiments", type=int, help="stop rule: attempts in the whole campaign, crashes included"),
+    _arg("--deadline", help="stop rule: a duration from now (8h, 45m, 1h30m); saved as an absolute time"),
+    _arg("--target", type=float, help="stop rule: stop once the best metric reaches this value"),
+]
+
+VERBS: dict[str, tuple[str, list]] = {
+    "init": ("create a campaign (an empty folder gets the tinylm template), attach a checkout, or resume", [
+        _arg("path", nargs="?", default=".", help="campaign folder (default: the current one)"),
+        _arg("--tag", help="campaign name; its branch is autoresearch/<tag>, e.g. nov22"),
+        _arg("--budget", dest="budget_s", type=float, help="training-time budget per experiment, seconds (default 300)"),
+        _arg("--metric", help="summary key to optimise (default val_bpb)"),
+        _arg("--direction", choices=DIRECTIONS, help="min: lower is better (default); max: higher is better"),
+        _arg("--command", help='training command, run in the campaign folder (default "python train.py")'),
+        _arg("--timeout", dest="timeout_s", type=float,
+             help="hard kill per experiment, seconds (default 2 x budget + 60)"),
+        _arg("--template", help="template for a folder without train.py: tinylm (default) or toy"),
+        _arg("--keep-rule", choices=KEEP_RULES, help="strict (default): keep any improvement; margin; repeats"),
+        _arg("--keep-margin", type=float, help="margin rule: the improvement a keep needs"),
+        *_STOP_RULES,
+    ]),
+    "run": ("commit the current train.py as a hypothesis, run it, keep or revert, log a row", [
+        _arg("-m", "--message", dest="message", default="", help="one-line hypothesis (the commit message)"),
+        _arg("--seed", type=int, help="seed handed to the script (AUTORESEARCH_SEED)"),
+    ]),
+    "loop": ("run experiments until a stop rule holds", [
+        _arg("--max", dest="max_proposals", type=int, help="experiments (proposals) to run in this loop"),
+        _arg("-m", "--message", dest="message", default="re-run current train.py",
+             help="description of each re-run"),
+        *_STOP_RULES,
+    ]),
+    "status": ("objective, stop-rule progress, branch, best and latest result", [
+        _arg("--json", action="store_true", help="print JSON (includes workdir)"),
+    ]),
+    "results": ("the results table", [
+        _arg("--json", action="store_true", help="print JSON records"),
+    ]),
+    "show": ("one experiment: its diff against its parent and the tail of its log", [
+        _arg("number", type=int, help="experiment number"),
+        _arg("--lines", type=int, default=40, help="log lines to show"),
+    ]),
+    "stop": ("stop the running experiment (in whatever process runs it)", []),
+    "hardware": ("what training runs on, as JSON", []),
+}
+
+PATH_VERBS = {name for name in VERBS if name != "init"}
+
+
+def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """Adds the arguments of `verb` to `parser`."""
+    for flags, kwargs in VERBS[verb][1]:
+        parser.add_argument(*flags, **kwargs)
+
+
+def init_settings(args: argparse.Namespace) -> dict:
+    """Returns the Campaign.init keyword arguments given on the command line."""
+    keys = ("tag", "budget_s", "metric", "direction", "command", "timeout_s", "template", "keep_rule",
+            "keep_margin", "max_experiments", "deadline", "target")
+    return {k: getattr(args, k, None) for k in keys if getattr(args, k, None) is not None}
+
+
+def stop_rule_settings(args: argparse.Namespace) -> dict:
+    """Returns the stop-rule settings given on the command line."""
+    return {k: getattr(args, k) for k in ("max_experiments", "deadline", "target") if getattr(args, k, None) is not None}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs everything the project needs into ./.venv (idempotent, safe to re-run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+# torch first and pinned: on this kind of machine 2.13.0 is a local CPU wheel; an
+# unpinned resolve could pull a multi-GB CUDA build.
+python -c "import torch" 2>/dev/null || pip install -q torch==2.13.0
+pip install -q -e ".[test]"
