@@ -97,15 +97,17 @@ class Campaign:
         return campaign
 
     @classmethod
-    def open(cls, folder=".") -> "Campaign":
-        """Returns the campaign at or above `folder`, recording an interrupted experiment if one was left."""
+    def open(cls, folder=".", recover: bool = True) -> "Campaign":
+        """Returns the campaign at or above `folder`, recording an interrupted experiment if one was left
+        (recover=False for readers that must change nothing, such as the server)."""
         root = find_campaign_root(folder)
         if root is None:
             raise NotACampaign(f"no campaign at or above {Path(folder).resolve()}: "
                                f"run `autoresearch init --tag TAG` there first")
         paths = CampaignPaths.of(root)
         campaign = cls(paths, CampaignConfig.load(paths))
-        campaign.recover()
+        if recover:
+            campaign.recover()
         return campaign
 
     def recover(self) -> dict | None:
