@@ -32,20 +32,3 @@ def toy_campaign(tmp_path):
     """Returns a fresh campaign on the toy template with a 0.3-second budget."""
     from autoresearch_magics import Campaign
     return Campaign.init(tmp_path / "campaign", tag="test", template="toy", budget_s=0.3)
-
-
-def write_script(folder: Path, body: str, name: str = "train.py") -> Path:
-    """Writes a training script into `folder` and returns its path."""
-    path = Path(folder) / name
-    path.write_text(body)
-    return path
-
-
-SUMMARY_SCRIPT = '''
-import os
-value = float(os.environ.get("VALUE", "1.0"))
-print("---")
-print(f"val_bpb:          {value:.6f}")
-print("training_seconds: 0.1")
-print("peak_vram_mb:     0.0")
-'''

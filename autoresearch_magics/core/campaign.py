@@ -15,7 +15,6 @@ from .lock import RunnerLock
 from .paths import CampaignPaths, find_campaign_root
 from .recovery import recover_interrupted
 from .results import ResultsFile
-from .results_frame import results_frame
 from .stop_rules import stop_state
 
 # Reference-layout files committed on attach when the folder was not yet under git.
@@ -60,10 +59,7 @@ class Campaign:
         added = _place_template(paths.root, template, config)
         ledger = Ledger.init_repo(paths.root)
         ledger.exclude_campaign_files()
-        to_commit = added or [f for f in REFERENCE_FILES if (paths.root / f).exists()
-                              and f in ledger.changed_paths([f]) and not ledger._tracked(f)]
-        if not ledger.has_commits() and not to_commit:
-            to_commit = [p for p in config.editable if (paths.root / p).exists()]
+        to_commit = added or ledger.untracked([f for f in REFERENCE_FILES if (paths.root / f).exists()])
         if to_commit:
             ledger.commit_files(to_commit, f"autoresearch: {'template ' + config.template if added else 'attach'} "
                                            f"for campaign {tag}")
@@ -155,6 +151,7 @@ class Campaign:
 
     def frame(self):
         """Returns results.tsv as a typed DataFrame."""
+        from .results_frame import results_frame  # pandas is slow to import; only readers pay for it
         return results_frame(self.results)
 
     def rows(self) -> list[dict]:

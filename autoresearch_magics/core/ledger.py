@@ -96,8 +96,9 @@ class Ledger:
             self._env = env
         return self._env
 
-    def _git(self, *args) -> str:
-        return self._cmd.execute(["git", *args], env={**os.environ, **self._git_env()})
+    def _git(self, *args, strip: bool = True) -> str:
+        return self._cmd.execute(["git", *args], env={**os.environ, **self._git_env()},
+                                 strip_newline_in_stdout=strip)
 
     # -- reading -----------------------------------------------------------------------------
     def has_commits(self) -> bool:
@@ -138,8 +139,13 @@ class Ledger:
     def changed_paths(self, paths: list[str], against: str = "HEAD") -> list[str]:
         """Returns which of `paths` differ between the working tree and `against`."""
         out = self._git("diff", "--name-only", against, "--", *paths)
-        untracked = self._git("ls-files", "--others", "--exclude-standard", "--", *paths)
-        return sorted(set(out.split()) | set(untracked.split()))
+        return sorted(set(out.split()) | set(self.untracked(paths)))
+
+    def untracked(self, paths: list[str]) -> list[str]:
+        """Returns which of `paths` git does not track yet (ignored files excluded)."""
+        if not paths:
+            return []
+        return self._git("ls-files", "--others", "--exclude-standard", "--", *paths).split()
 
     def dirty_paths(self) -> list[str]:
         """Returns every path with uncommitted changes (untracked files included)."""
@@ -148,7 +154,7 @@ class Ledger:
 
     def read_file(self, ref: str, path: str) -> str:
         """Returns the content of `path` at `ref`."""
-        return self._git("show", f"{ref}:./{path}")
+        return self._git("show", f"{ref}:./{path}", strip=False)
 
     def diff(self, base: str, target: str, paths: list[str] | None = None) -> str:
         """Returns the unified diff from `base` to `target`."""
@@ -202,7 +208,7 @@ class Ledger:
 
         Other staged or modified files are left exactly as they are.
         """
-        present = [p for p in paths if (self.root / p).exists() or self._tracked(p)]
+        present = [p for p in paths if (self.root / p).exists() or self._git("ls-files", "--", p)]
         self._git("add", "--", *present)
         args = ["commit", "--no-verify", "-q", "-m", message]
         if allow_empty:
@@ -211,9 +217,6 @@ class Ledger:
             args += ["--only", "--", *present]
         self._git(*args)
         return self.tip()
-
-    def _tracked(self, path: str) -> bool:
-        return bool(self._git("ls-files", "--", path))
 
     def set_ref(self, ref: str, sha: str) -> None:
         """Points `ref` at `sha`."""

@@ -58,7 +58,7 @@ class ResultRow:
         values = {
             "commit": self.commit[:7],
             metric_name: "0.000000" if crash else f"{self.metric:.6f}",
-            "memory_gb": "0.0" if crash and not self.memory_gb else f"{self.memory_gb:.1f}",
+            "memory_gb": "0.0" if crash else f"{self.memory_gb:.1f}",
             "status": self.status,
             "description": self.description,
         }

@@ -84,19 +84,26 @@ def _tree_rss_mb(root: psutil.Process) -> float:
     return total / 2**20
 
 
-def kill_process_tree(pid: int, grace_s: float = GRACE_S) -> None:
-    """Sends SIGTERM to the process group `pid` and its stray descendants, then SIGKILL after `grace_s`."""
+def kill_process_tree(pid: int, grace_s: float = GRACE_S, reap: Callable[[], object] | None = None) -> None:
+    """Sends SIGTERM to the process group `pid` and its stray descendants, then SIGKILL after `grace_s`.
+
+    `reap` collects our own child's exit status. Zombies count as gone: in a container the
+    reaper of orphaned grandchildren may be slow.
+    """
     try:
-        descendants = psutil.Process(pid).children(recursive=True)
+        root = psutil.Process(pid)
+        members = [root, *root.children(recursive=True)]
     except psutil.Error:
-        descendants = []
-    _signal_all(pid, descendants, signal.SIGTERM)
+        members = []
+    _signal_all(pid, members, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if not _group_alive(pid) and not any(_alive(p) for p in descendants):
+        if reap is not None:
+            reap()
+        if not any(_alive(p) for p in members):
             return
-        time.sleep(0.05)
-    _signal_all(pid, descendants, signal.SIGKILL)
+        time.sleep(0.02)
+    _signal_all(pid, members, signal.SIGKILL)
 
 
 def _signal_all(pgid: int, descendants, sig) -> None:
@@ -115,14 +122,6 @@ def _alive(proc: psutil.Process) -> bool:
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
-        return False
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
         return False
 
 
@@ -228,7 +227,7 @@ def run(spec: RunSpec, listener: RunListener | None = None,
                 if open_pipe and proc.poll() is not None:
                     exited_at = exited_at or now
                     if now - exited_at > ORPHAN_PIPE_S:  # a leftover grandchild holds the pipe open
-                        kill_process_tree(proc.pid, grace_s=0.5)
+                        kill_process_tree(proc.pid, grace_s=0.5, reap=proc.poll)
                         open_pipe = _drain(fd, selector, sink)
                 if not timed_out and not stopped:
                     if now - start > spec.timeout_s:
@@ -236,7 +235,7 @@ def run(spec: RunSpec, listener: RunListener | None = None,
                     elif should_stop is not None and should_stop():
                         stopped = True
                     if timed_out or stopped:
-                        kill_process_tree(proc.pid)
+                        kill_process_tree(proc.pid, reap=proc.poll)
                         open_pipe = _drain(fd, selector, sink)
         if pending:
             parser.feed(pending)
@@ -246,10 +245,10 @@ def run(spec: RunSpec, listener: RunListener | None = None,
         selector.close()
         log_bytes = sink.close()
         if proc.poll() is None:  # interrupted (KeyboardInterrupt, error): leave no orphan
-            kill_process_tree(proc.pid)
+            kill_process_tree(proc.pid, reap=proc.poll)
             proc.wait()
         else:
-            kill_process_tree(proc.pid, grace_s=0.5)  # grandchildren left behind by a finished script
+            kill_process_tree(proc.pid, grace_s=0.5, reap=proc.poll)  # grandchildren left behind by a finished script
         proc.stdout.close()
     return RunOutcome(returncode=proc.returncode, timed_out=timed_out, stopped=stopped,
                       wall_s=time.monotonic() - start, peak_rss_mb=peak_mb, summary=parser.result(),
