@@ -59,10 +59,14 @@ class Campaign:
         added = _place_template(paths.root, template, config)
         ledger = Ledger.init_repo(paths.root)
         ledger.exclude_campaign_files()
-        to_commit = added or ledger.untracked([f for f in REFERENCE_FILES if (paths.root / f).exists()])
+        candidates = dict.fromkeys([*config.editable, *REFERENCE_FILES])
+        to_commit = added or ledger.untracked([f for f in candidates if (paths.root / f).exists()])
         if to_commit:
             ledger.commit_files(to_commit, f"autoresearch: {'template ' + config.template if added else 'attach'} "
                                            f"for campaign {tag}")
+        if not ledger.has_commits():
+            raise CampaignError(f"{paths.root} has no {config.editable[0]} to experiment on: add it, or init "
+                                f"in an empty folder to get the {templates.DEFAULT} template")
         ledger.ensure_on_branch(config.branch)
         ResultsFile(paths.results, config.metric).rows()  # an existing file must be readable
         config.save(paths)

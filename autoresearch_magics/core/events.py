@@ -49,6 +49,8 @@ class CampaignListener:
     """Callbacks from a running experiment; the default ignores them. Called on the worker
     thread: implementations must not print or display, only update state (widget traits)."""
 
+    wants_diff = False  # True: experiment_started's info carries the diff (one more git call)
+
     def experiment_started(self, info: dict) -> None:
         """An experiment was committed and launched: number, run, description, commit, diff."""
 

@@ -75,10 +75,7 @@ def commit_candidate(campaign, description: str) -> tuple[int, str, str]:
     """
     ledger, config = campaign.ledger, campaign.config
     parent = ledger.tip()
-    if ledger.changed_paths(config.editable):
-        sha = ledger.commit_files(config.editable, description or "experiment")
-    else:
-        sha = parent
+    sha = ledger.commit_files(config.editable, description or "experiment") or parent
     number = campaign.next_experiment()
     ledger.set_ref(experiment_ref(config.tag, number), sha)
     return number, sha, parent
@@ -131,7 +128,7 @@ def execute(campaign, number: int, run_index: int, sha: str, parent: str, descri
     write_json_atomic(paths.current, current)
     paths.stop_request.unlink(missing_ok=True)
     live = LiveState(paths, number, description, sha, config.budget_s, run_index)
-    diff = "" if sha == parent else campaign.ledger.diff(parent, sha, config.editable)
+    diff = "" if sha == parent or not listener.wants_diff else campaign.ledger.diff(parent, sha, config.editable)
     listener.experiment_started({"experiment": number, "run": run_index, "description": description,
                                  "commit": sha[:7], "parent": parent[:7], "diff": diff,
                                  "budget_s": config.budget_s, "log_path": str(log_path)})

@@ -122,6 +122,8 @@ class Ledger:
 
     def tip(self, ref: str = "HEAD") -> str:
         """Returns the full sha `ref` points at."""
+        if ref == "HEAD":  # read from the ref files, no git process: this is on every experiment's path
+            return self.repo.head.commit.hexsha
         return self._git("rev-parse", "--verify", f"{ref}^{{commit}}")
 
     def resolve(self, ref: str) -> str | None:
@@ -203,28 +205,34 @@ class Ledger:
                 f"the working copy is on {current or 'a detached HEAD'}, but this campaign runs on "
                 f"{branch}: run `git checkout {branch}` (or init a new campaign with another --tag)")
 
-    def commit_files(self, paths: list[str], message: str, allow_empty: bool = False) -> str:
-        """Commits only `paths` as they are in the working tree; returns the new sha.
-
-        Other staged or modified files are left exactly as they are.
-        """
-        present = [p for p in paths if (self.root / p).exists() or self._git("ls-files", "--", p)]
-        self._git("add", "--", *present)
-        args = ["commit", "--no-verify", "-q", "-m", message]
-        if allow_empty:
-            args.append("--allow-empty")
-        if self.has_commits():
-            args += ["--only", "--", *present]
-        self._git(*args)
+    def commit_files(self, paths: list[str], message: str) -> str | None:
+        """Commits only `paths` as they are in the working tree; returns the new sha, or None when
+        they match HEAD already. Other staged or modified files are left exactly as they are."""
+        if not self.has_commits():
+            self._git("add", "--", *paths)
+            self._git("commit", "--no-verify", "-q", "-m", message)
+            return self.tip()
+        try:  # the common case in one git call: tracked files, changed
+            self._git("commit", "--no-verify", "-q", "-m", message, "--only", "--", *paths)
+        except git.GitCommandError as exc:
+            if "did not match any file" in (exc.stderr or ""):
+                present = [p for p in paths if (self.root / p).exists()]
+                self._git("add", "--", *present)
+                return self.commit_files(present, message)
+            if "nothing to commit" in (exc.stdout or "") + (exc.stderr or "") or \
+                    "nothing added to commit" in (exc.stdout or "") + (exc.stderr or ""):
+                return None
+            raise
         return self.tip()
 
     def set_ref(self, ref: str, sha: str) -> None:
         """Points `ref` at `sha`."""
-        self._git("update-ref", ref, sha)
+        git.Reference.create(self.repo, ref, sha, force=True)
 
     def revert_to(self, sha: str, paths: list[str]) -> None:
-        """Moves the current branch back to `sha` and restores `paths` from it; nothing else changes."""
-        self._git("reset", "--soft", sha)
+        """Moves the current branch back to `sha` (like `git reset --soft`) and restores `paths` from it
+        (worktree and index); every other file, staged or not, stays as it is."""
+        self.repo.head.reference.set_commit(sha)
         self._git("checkout", sha, "--", *paths)
 
     def write_files_from(self, ref: str, paths: list[str]) -> None:

@@ -1,14 +1,14 @@
 """Plain-text renderings of campaign data, shared by the CLI and the magics."""
 from __future__ import annotations
 
-import pandas as pd
+import math
 
 from ..core.events import ExperimentResult
 
 
 def format_value(value, digits: int = 6) -> str:
     """Returns a metric value with fixed decimals, or '-'."""
-    return "-" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
 def format_result(result: ExperimentResult, metric: str) -> str:
@@ -55,7 +55,7 @@ def format_status(status: dict) -> str:
     return "\n".join(lines)
 
 
-def format_results(frame: pd.DataFrame, metric: str) -> str:
+def format_results(frame, metric: str) -> str:
     """Returns the results table as aligned text."""
     if frame.empty:
         return "no experiments yet"
