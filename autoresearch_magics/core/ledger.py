@@ -219,8 +219,7 @@ class Ledger:
                 present = [p for p in paths if (self.root / p).exists()]
                 self._git("add", "--", *present)
                 return self.commit_files(present, message)
-            if "nothing to commit" in (exc.stdout or "") + (exc.stderr or "") or \
-                    "nothing added to commit" in (exc.stdout or "") + (exc.stderr or ""):
+            if not self.changed_paths(paths):  # git's wording varies (and is translated): ask it plainly
                 return None
             raise
         return self.tip()
