@@ -10,4 +10,7 @@ fi
 # torch first and pinned: on this kind of machine 2.13.0 is a local CPU wheel; an
 # unpinned resolve could pull a multi-GB CUDA build.
 python -c "import torch" 2>/dev/null || pip install -q torch==2.13.0
+# Browser for the sidebar tests and the JupyterLab extension build (Node only builds it).
+[ -f scripts/install_browser.sh ] && bash scripts/install_browser.sh
+[ -f scripts/build_labextension.sh ] && bash scripts/build_labextension.sh
 pip install -q -e ".[test]"
