@@ -283,3 +283,25 @@ def test_resume_refuses_changes_that_would_break_comparisons(toy_campaign):
     with pytest.raises(CampaignError, match="already runs campaign 'test'"):
         Campaign.init(root, tag="other")
     assert Campaign.init(root, tag="test", max_experiments=5).config.max_experiments == 5
+
+
+def test_campaign_in_a_subfolder_of_a_bigger_repository(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "README.md").write_text("project\n")
+    subprocess.run(["git", "add", "README.md"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-qm", "root"], cwd=tmp_path, check=True)
+    c = Campaign.init(tmp_path / "exp" / "lm", tag="sub", template="toy", budget_s=0.2)
+    assert c.run("baseline")[-1].status == "keep"
+    assert not (tmp_path / "exp" / "lm" / ".git").exists()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True, text=True).stdout
+    assert status == ""  # results.tsv, logs and state are excluded, nothing else changed
+
+
+def test_commit_content_builds_a_candidate_without_touching_the_checkout(toy_campaign):
+    c = toy_campaign
+    tip = c.ledger.tip()
+    before = (c.paths.root / "train.py").read_text()
+    sha = c.ledger.commit_content(tip, {"train.py": "print('candidate')\n"}, "candidate")
+    assert c.ledger.read_file(sha, "train.py") == "print('candidate')\n"
+    assert c.ledger.parent(sha) == tip and c.ledger.tip() == tip
+    assert (c.paths.root / "train.py").read_text() == before and c.ledger.dirty_paths() == []

@@ -43,7 +43,7 @@ class Ledger:
     def __init__(self, root) -> None:
         self.root = Path(root)
         try:
-            self.repo = git.Repo(self.root)
+            self.repo = git.Repo(self.root, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise CampaignError(f"{self.root} is not a git repository: run `autoresearch init {self.root}`") from None
         self._env = None
@@ -56,7 +56,7 @@ class Ledger:
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         try:
-            git.Repo(root)
+            git.Repo(root, search_parent_directories=True)
             inside = True
         except git.InvalidGitRepositoryError:
             inside = False
@@ -70,7 +70,7 @@ class Ledger:
 
     def exclude_campaign_files(self) -> None:
         """Adds the campaign's untracked files to .git/info/exclude (never the user's .gitignore)."""
-        common = Path(self.repo.git.rev_parse("--git-common-dir"))
+        common = Path(self._git("rev-parse", "--git-common-dir"))
         if not common.is_absolute():
             common = self.root / common
         exclude = common / "info" / "exclude"
@@ -87,13 +87,15 @@ class Ledger:
     def _git_env(self) -> dict:
         """Returns environment overrides that supply an identity when git has none."""
         if self._env is None:
-            env = {}
-            reader = self.repo.config_reader()
-            if not reader.get_value("user", "name", default=""):
-                env.update(GIT_AUTHOR_NAME=FALLBACK_NAME, GIT_COMMITTER_NAME=FALLBACK_NAME)
-            if not reader.get_value("user", "email", default=""):
-                env.update(GIT_AUTHOR_EMAIL=FALLBACK_EMAIL, GIT_COMMITTER_EMAIL=FALLBACK_EMAIL)
-            self._env = env
+            try:  # git's own answer honours every config source and environment variable
+                self._cmd.execute(["git", "var", "GIT_COMMITTER_IDENT"])
+                self._cmd.execute(["git", "var", "GIT_AUTHOR_IDENT"])
+                self._env = {}
+            except git.GitCommandError:
+                self._env = {"GIT_AUTHOR_NAME": os.environ.get("GIT_AUTHOR_NAME") or FALLBACK_NAME,
+                             "GIT_AUTHOR_EMAIL": os.environ.get("GIT_AUTHOR_EMAIL") or FALLBACK_EMAIL,
+                             "GIT_COMMITTER_NAME": os.environ.get("GIT_COMMITTER_NAME") or FALLBACK_NAME,
+                             "GIT_COMMITTER_EMAIL": os.environ.get("GIT_COMMITTER_EMAIL") or FALLBACK_EMAIL}
         return self._env
 
     def _git(self, *args, strip: bool = True) -> str:
@@ -223,6 +225,31 @@ class Ledger:
                 return None
             raise
         return self.tip()
+
+    def commit_content(self, parent: str, files: dict[str, str], message: str) -> str:
+        """Returns a new commit: `parent` with `files` (path -> text) replaced. Touches neither the
+        working tree, the index nor any branch (for candidates that run elsewhere, in parallel)."""
+        import tempfile
+        prefix = self._git("rev-parse", "--show-prefix")
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, **self._git_env(), "GIT_INDEX_FILE": os.path.join(tmp, "index")}
+
+            def run(*args, stdin=None):
+                return self._cmd.execute(["git", *args], env=env, istream=stdin)
+
+            run("read-tree", parent)
+            for path, text in files.items():
+                blob_file = os.path.join(tmp, "blob")
+                with open(blob_file, "w") as fh:
+                    fh.write(text)
+                blob = run("hash-object", "-w", "--path", path, blob_file)
+                run("update-index", "--add", "--cacheinfo", f"100644,{blob},{prefix}{path}")
+            tree = run("write-tree")
+            return run("commit-tree", tree, "-p", parent, "-m", message)
+
+    def move_branch_to(self, sha: str, paths: list[str]) -> None:
+        """Advances the checked-out branch to `sha` and writes `paths` from it (worktree and index)."""
+        self.revert_to(sha, paths)
 
     def set_ref(self, ref: str, sha: str) -> None:
         """Points `ref` at `sha`."""
