@@ -94,7 +94,7 @@ async def test_status_reports_objective_best_and_delta_to_baseline(root, raw_get
     assert body["counts"] == {"keep": 2, "discard": 1, "crash": 1}
     assert body["best"]["experiment"] == 2 and body["baseline"]["experiment"] == 1
     assert body["delta"] == pytest.approx(body["best"]["value"] - body["baseline"]["value"])
-    assert body["running"] is None and body["report"] is None
+    assert body["running"] is None and body["report"] == {"name": "autoresearch-summary.md", "exists": False}
     assert "attempted" in body["stop"]["progress"]
 
 

@@ -30,7 +30,7 @@ def _open(folder: Path) -> Campaign:
 
 
 def status(folder: Path, server_root) -> dict:
-    """Returns Campaign.status() plus the id, the best's delta to the baseline and the report's presence."""
+    """Returns Campaign.status() plus the id, the best's delta to the baseline and whether the report exists."""
     campaign = _open(folder)
     out = campaign.status()
     best, baseline = out.get("best"), out.get("baseline")
@@ -39,7 +39,7 @@ def status(folder: Path, server_root) -> dict:
                     else None)
     out["id"] = campaign_id(folder, server_root)
     report = campaign.paths.root / REPORT_NAME
-    out["report"] = REPORT_NAME if report.is_file() and inside_root(report, server_root) else None
+    out["report"] = {"name": REPORT_NAME, "exists": report.is_file() and inside_root(report, server_root)}
     return out
 
 
