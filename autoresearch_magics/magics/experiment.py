@@ -1,0 +1,41 @@
+"""`%%experiment`: the cell body becomes train.py (or, with --patch, a diff applied to it), the diff
+against the best is shown, and the run starts in the background; the cell returns at once."""
+from __future__ import annotations
+
+from IPython.core.error import UsageError
+
+from .commands import _wait, best_base, file_at
+from .patch import apply_patch, unified_diff
+
+
+def run_cell(ctx, args, cell: str):
+    """Queues the experiment the cell describes and shows its panel."""
+    if not args.message.strip():
+        raise UsageError('describe the hypothesis: %%experiment -m "wider MLP" (it becomes the commit message '
+                         'and the results row)')
+    session = ctx.session()
+    session.refuse_if_other_runner()
+    reader = session.reader
+    editable = reader.config.editable[0]
+    base_sha, label = best_base(reader)
+    base_text = file_at(reader, base_sha, editable)
+    if args.patch:
+        new_text = apply_patch(base_text, cell, editable)  # fails now, in the cell, if it cannot apply
+
+        def files(campaign):
+            # applied again when the run starts: a queued patch builds on whatever is best by then
+            return {editable: apply_patch(file_at(campaign, "HEAD", editable), cell, editable)}
+    else:
+        if not cell.strip():
+            raise UsageError(f"the cell is empty: its body becomes {editable}. `%autoresearch edit` pre-fills "
+                             f"a cell with the current {editable}.")
+        new_text = cell if cell.endswith("\n") else cell + "\n"
+        files = {editable: new_text}
+    panel = ctx.new_panel(session, args.message)
+    panel.show_diff(unified_diff(base_text, new_text, editable, label), f"diff against the best ({label})")
+    job = ctx.submit(session, panel, lambda listener: session.executor.submit_experiment(
+        args.message, files, seed=args.seed, listener=listener))
+    ctx.show(panel, job)
+    if args.wait:
+        return _wait(ctx, session, None)
+    return None

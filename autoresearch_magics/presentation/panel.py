@@ -1,0 +1,186 @@
+"""The live panel of one background job (an experiment or a loop), as ipywidgets.
+
+The panel is a listener: the worker thread calls it, and it only sets widget traits (never
+prints or displays). Every update goes through `_set`, which skips unchanged values and batches
+a widget's traits into one message; snapshots are applied at most every MIN_UPDATE_S, so a
+panel sends well under 10 messages a second.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import ipywidgets as widgets
+
+from ..core.background import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobListener
+from ..core.errors import CampaignError
+from ..core.events import ExperimentResult
+from .html import MONO, badge, diff_html, esc, number, pre
+
+MIN_UPDATE_S = 0.5       # between applied progress snapshots
+TAIL_LINES = 12          # log lines shown while running and after the end
+HISTORY_LINES = 20       # finished experiments listed in a loop's panel
+NOTES = 3                # loop messages kept
+
+
+class ExperimentPanel(JobListener):
+    """Experiment number and description, budget progress, loss and throughput, log tail, outcome."""
+
+    def __init__(self, metric: str, budget_s: float, description: str = "", kind: str = "experiment") -> None:
+        self.metric, self.budget_s, self.kind = metric, budget_s, kind
+        self.description = description
+        self.experiment: int | None = None
+        self.finished_lines: list[str] = []
+        self.notes_text: list[str] = []
+        self.messages = 0                     # widget update messages sent, for the traffic budget
+        self._last_update = 0.0
+        self._lock = threading.RLock()        # the main thread (queueing) and the worker both update
+        self.header = widgets.HTML()
+        self.diff = widgets.HTML()
+        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="",
+                                              layout=widgets.Layout(width="60%"))
+        self.stats = widgets.HTML()
+        self.tail = widgets.Output(layout=widgets.Layout(max_height="16em", overflow="auto"))
+        self.outcome = widgets.HTML()
+        self.history = widgets.HTML()
+        self.notes = widgets.HTML()
+        self.widget = widgets.VBox([self.header, self.diff, widgets.HBox([self.progress, self.stats]),
+                                    self.tail, self.outcome, self.history, self.notes],
+                                   layout=widgets.Layout(border="1px solid #d0d7de", padding="4px 8px"))
+        self.widget.add_class("autoresearch-panel")
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _set(self, widget, **traits) -> None:
+        """Sets the traits that changed, as one message."""
+        with self._lock:
+            changed = {k: v for k, v in traits.items() if getattr(widget, k) != v}
+            if not changed:
+                return
+            with widget.hold_sync():
+                for key, value in changed.items():
+                    setattr(widget, key, value)
+            self.messages += 1
+
+    def _show_tail(self, lines: list[str]) -> None:
+        # replacing `outputs` is thread-safe; `with out:` / clear_output() are not
+        text = "\n".join(lines[-TAIL_LINES:])
+        outputs = ({"output_type": "stream", "name": "stdout", "text": text + "\n"},) if text else ()
+        self._set(self.tail, outputs=outputs)
+
+    def _title(self, state: str, extra: str = "") -> None:
+        number_text = f"#{self.experiment}" if self.experiment is not None else "next experiment"
+        what = f"loop ({esc(self.description)})" if self.kind == "loop" else esc(self.description)
+        current = (f" &middot; now #{self.experiment}" if self.kind == "loop" and self.experiment else "")
+        head = (f"<b>{what}</b>{current}" if self.kind == "loop" else f"<b>{number_text}</b> {what}")
+        self._set(self.header, value=f"<div style='{MONO}'>{head} &mdash; {badge(state)}"
+                                     f"{' ' + extra if extra else ''}</div>")
+
+    def show_diff(self, diff: str, label: str) -> None:
+        """Shows the change this job makes, collapsible."""
+        self._set(self.diff, value=diff_html(diff, label))
+
+    # -- JobListener ---------------------------------------------------------------------------
+    def job_changed(self, job: Job) -> None:
+        if job.state == QUEUED:
+            self._title("queued", f"&middot; {job.ahead} ahead; starts when they end "
+                                  f"(<code>%autoresearch stop</code> cancels the queue)")
+        elif job.state == RUNNING:
+            self._title("running")
+        elif job.state == CANCELLED:
+            self._title("cancelled", "&middot; by <code>%autoresearch stop</code>; run the cell again to retry")
+        elif job.state == FAILED:
+            error = job.error
+            text = str(error) if isinstance(error, CampaignError) else f"{type(error).__name__}: {error}"
+            self._title("failed")
+            self._set(self.outcome, value=f"<div style='{MONO}'>{badge('failed')}: {esc(text)}</div>")
+            if not isinstance(error, CampaignError):
+                self._show_tail(job.error_trace.splitlines())
+            self._set(self.progress, bar_style="danger")
+        elif job.state == DONE:
+            last = job.results[-1] if job.results else None
+            if self.kind == "loop":
+                self._title("done", f"&middot; {len(job.results)} experiments")
+            elif last is not None:
+                self._title(last.status)
+            else:
+                self._title("stopped", "&middot; before it started")
+
+    def experiment_started(self, info: dict) -> None:
+        with self._lock:
+            self.experiment = info["experiment"]
+            if self.kind != "loop":
+                self.description = info["description"]
+            self._title("running")
+            label = (f"diff against the best ({info['parent']})" if info["commit"] != info["parent"]
+                     else f"{info['description']}: train.py as committed ({info['commit']})")
+            self.show_diff(info.get("diff", ""), label)
+            self.budget_s = info.get("budget_s", self.budget_s)
+            self._set(self.progress, value=0.0, description="0%", bar_style="info")
+            self._set(self.stats, value=f"<span style='{MONO}'>starting&hellip;</span>")
+            if self.outcome.value:  # an earlier experiment of this job (a baseline, a loop step)
+                self.finished_lines.append(self.outcome.value)
+                self._show_history()
+            self._set(self.outcome, value="")
+            self._show_tail([])
+            self._last_update = 0.0
+
+    def updated(self, snapshot: dict) -> None:
+        now = time.monotonic()
+        if now - self._last_update < MIN_UPDATE_S:
+            return
+        self._last_update = now
+        fraction = float(snapshot.get("training_fraction") or 0.0)
+        label = f"{100 * fraction:.0f}%" if fraction < 1.0 else "eval"
+        self._set(self.progress, value=fraction, description=label)
+        parts = []
+        if snapshot.get("step") is not None:
+            parts.append(f"step {int(snapshot['step'])}")
+        if snapshot.get("loss") is not None:
+            parts.append(f"loss {snapshot['loss']:.4f}")
+        if snapshot.get("tok_per_s") is not None:
+            parts.append(f"{snapshot['tok_per_s']:,.0f} tok/s")
+        parts.append(f"{snapshot.get('elapsed_s', 0):.0f}s elapsed, budget {self.budget_s:g}s")
+        if snapshot.get("rss_mb"):
+            parts.append(f"RSS {snapshot['rss_mb']:.0f} MB")
+        self._set(self.stats, value=f"<span style='{MONO}'>{esc(' · '.join(parts))}</span>")
+        if snapshot.get("tail"):
+            self._show_tail(snapshot["tail"])
+
+    def experiment_finished(self, result: ExperimentResult) -> None:
+        with self._lock:
+            self._set(self.outcome, value=describe_outcome(result, self.metric))
+            style = {"keep": "success", "discard": "", "crash": "danger"}[result.status]
+            final = 1.0 if result.status != "crash" else self.progress.value
+            self._set(self.progress, value=final, bar_style=style,
+                      description="done" if result.status != "crash" else "crash")
+            self._show_tail(result.tail)
+            self._title(result.status)
+
+    def _show_history(self) -> None:
+        shown = self.finished_lines[-HISTORY_LINES:]
+        more = len(self.finished_lines) - len(shown)
+        self._set(self.history, value=(f"<div style='{MONO}; color:#57606a'>earlier in this {self.kind}"
+                                       f"{f' ({more} more not shown)' if more else ''}:</div>" + "".join(shown)))
+
+    def message(self, text: str) -> None:
+        with self._lock:
+            self.notes_text = (self.notes_text + [text])[-NOTES:]
+            self._set(self.notes, value=pre(self.notes_text))
+
+
+def describe_outcome(result: ExperimentResult, metric: str) -> str:
+    """Returns the outcome line: keep / discard with the delta to the best, or the crash reason."""
+    head = f"#{result.experiment} [{esc(result.commit[:7])}] {esc(result.description)}: {badge(result.status)}"
+    if result.status == "crash":
+        return f"<div style='{MONO}'>{head} &mdash; {esc(result.crash_reason)}</div>"
+    text = f"{head} {esc(metric)} {number(result.metric)}"
+    if result.delta is not None:
+        text += f" ({result.delta:+.6f} vs best {number(result.best_before)})"
+    elif result.status == "keep":
+        text += " (the first result: the baseline to beat)"
+    if result.status == "discard":
+        text += "; train.py reverted"
+    return f"<div style='{MONO}'>{text}</div>"
