@@ -17,11 +17,12 @@ from matplotlib.transforms import blended_transform_factory
 KEEP, DISCARD, CRASH, BEST = "#1a7f37", "#b0b7bf", "#cf222e", "#1a7f37"
 LABEL_CHARS = 34          # longer descriptions are cut with an ellipsis
 MAX_LABELS = 25           # beyond this, only the latest kept experiments are labelled
-PAD = 0.12                # headroom around the interesting range, as a fraction of it
+PAD = 0.12                # headroom beyond the best, as a fraction of the best-to-baseline range
+WORSE_PAD = 0.4           # room for near misses beyond the baseline, same unit
 
 
-def focus_range(values: np.ndarray, best: float, baseline: float) -> tuple[float, float]:
-    """Returns y limits spanning the best and the baseline with some headroom.
+def focus_range(values: np.ndarray, best: float, baseline: float, direction: str = "min") -> tuple[float, float]:
+    """Returns y limits spanning the best and the baseline, with room for near misses on the worse side.
 
     Results much worse than the baseline (a diverged run) would squash the interesting part,
     so they are left out of the range and drawn as markers on the edge instead.
@@ -31,7 +32,9 @@ def focus_range(values: np.ndarray, best: float, baseline: float) -> tuple[float
         near = values[np.abs(values - best) <= max(abs(best) * 0.05, 1e-9)]
         lo, hi = min(lo, float(near.min())), max(hi, float(near.max()))
     span = (hi - lo) or max(abs(best) * 0.01, 1e-3)
-    return lo - PAD * span, hi + PAD * span
+    if direction == "min":
+        return lo - PAD * span, hi + WORSE_PAD * span
+    return lo - WORSE_PAD * span, hi + PAD * span
 
 
 def plot_progress(frame: pd.DataFrame, metric: str, direction: str = "min", title: str | None = None,
@@ -61,7 +64,7 @@ def plot_progress(frame: pd.DataFrame, metric: str, direction: str = "min", titl
         values = valued[metric].to_numpy(dtype=float)
         baseline = float((kept if not kept.empty else valued)[metric].iloc[0])
         best = float(better.reduce(kept[metric].to_numpy(dtype=float))) if not kept.empty else baseline
-        lo, hi = focus_range(values, best, baseline)
+        lo, hi = focus_range(values, best, baseline, direction)
         ax.set_ylim(lo, hi)
         inside = valued[(valued[metric] >= lo) & (valued[metric] <= hi)]
         outside = valued[(valued[metric] < lo) | (valued[metric] > hi)]
