@@ -168,22 +168,45 @@ class Campaign:
         numbers = [int(r["experiment"]) for r in rows if r.get("experiment", "").isdigit()]
         return max(numbers, default=len(rows)) + 1
 
+    def experiments(self) -> dict[str, list[dict]]:
+        """Returns rows grouped by experiment number, in order (a reference-format row is its own)."""
+        groups: dict[str, list[dict]] = {}
+        for i, row in enumerate(self.rows()):
+            groups.setdefault(row.get("experiment") or f"row{i}", []).append(row)
+        return groups
+
     def best(self) -> dict | None:
-        """Returns the best kept row (metric as float), or None before the first keep."""
+        """Returns the best kept experiment: its last row plus `value` (mean metric over its runs)
+        and `values`, or None before the first keep."""
         best = None
-        for row in self.rows():
-            if row["status"] != "keep":
+        metric = self.config.metric
+        for rows in self.experiments().values():
+            values = [float(r[metric]) for r in rows if r["status"] == "keep"]
+            if not values:
                 continue
-            value = float(row[self.config.metric])
+            value = sum(values) / len(values)
             if best is None or self.config.better(value, best["value"]):
-                best = {**row, "value": value}
+                best = {**rows[-1], "value": value, "values": values}
         return best
+
+    def noise(self, extra: list[float] | None = None) -> tuple[float | None, int]:
+        """Returns (pooled within-experiment standard deviation, degrees of freedom) over every
+        experiment run more than once (plus `extra`, a candidate's values), or (None, 0)."""
+        metric = self.config.metric
+        groups = [[float(r[metric]) for r in rows if r["status"] != "crash"] for rows in self.experiments().values()]
+        if extra:
+            groups.append(list(extra))
+        squares, df = 0.0, 0
+        for values in groups:
+            if len(values) > 1:
+                mean = sum(values) / len(values)
+                squares += sum((v - mean) ** 2 for v in values)
+                df += len(values) - 1
+        return ((squares / df) ** 0.5, df) if df else (None, 0)
 
     def attempted(self) -> int:
         """Returns the number of experiments attempted (repeat runs of one experiment count once)."""
-        rows = self.rows()
-        numbers = {r.get("experiment") or str(i) for i, r in enumerate(rows)}
-        return len(numbers)
+        return len(self.experiments())
 
     def status(self) -> dict:
         """Returns the objective, stop-rule progress, branch, best, latest and live run as plain data."""
@@ -196,7 +219,7 @@ class Campaign:
         def brief(row):
             if row is None:
                 return None
-            value = None if row["status"] == "crash" else float(row[metric])
+            value = row.get("value", None if row["status"] == "crash" else float(row[metric]))
             return {"experiment": int(row["experiment"]) if row.get("experiment", "").isdigit() else None,
                     "commit": row["commit"], "value": value, "status": row["status"],
                     "description": row["description"], "crash_reason": row.get("crash_reason", "")}

@@ -42,8 +42,9 @@ class CampaignConfig:
     target: float | None = None            # stop rule: stop once the best reaches this value
     keep_rule: str = "strict"
     keep_margin: float = 0.0               # margin rule: required improvement
-    repeats: int = 3                       # repeats rule: baseline runs that measure noise
-    confidence: float = 0.95               # repeats rule: one-sided confidence
+    repeats: int = 3                       # repeats rule: runs of a promising candidate
+    noise_runs: int = 5                    # repeats rule: baseline runs (seeds) that measure the noise
+    confidence: float = 0.95               # repeats rule: one-sided confidence of a keep
     template: str | None = None
     created_at: str = ""
     log_cap_mb: float = 64.0               # per-run log size cap; the tail is always kept
@@ -85,6 +86,8 @@ class CampaignConfig:
             raise CampaignError(f"invalid keep rule {self.keep_rule!r}: use one of {', '.join(KEEP_RULES)}")
         if not re.match(r"^\w+$", self.metric or ""):
             raise CampaignError(f"invalid metric name {self.metric!r}: use the key the script prints, e.g. val_bpb")
+        if self.repeats < 1 or self.noise_runs < 2 or not (0.5 < self.confidence < 1):
+            raise CampaignError("repeats rule: need repeats >= 1, noise_runs >= 2 and 0.5 < confidence < 1")
         if not self.editable:
             raise CampaignError("no editable files: an experiment must be allowed to change at least train.py")
         return self

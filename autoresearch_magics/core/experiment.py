@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import ENV_BUDGET, ENV_DATA_DIR, ENV_EXPERIMENT, ENV_SEED, now_utc
 from .errors import CampaignError
 from .events import CampaignListener, ExperimentResult
-from .keep_rules import KeepRule, keep_rule_for
+from .keep_rules import Decision, KeepRule, keep_rule_for
 from .ledger import experiment_ref
 from .live import LiveState, write_json_atomic
 from .results import ResultRow
@@ -43,13 +43,13 @@ def run_experiment(campaign, description: str, files: dict[str, str] | None = No
         campaign.ledger.check_on_branch(campaign.config.branch)
         if files:
             write_editable(campaign, files)
+        rule = keep_rule or keep_rule_for(campaign.config)
         results = []
-        if campaign.best() is None and not campaign.rows() and \
-                campaign.ledger.changed_paths(campaign.config.editable):
-            results.append(_run_isolated_baseline(campaign, seed, listener, stop_event, keep_rule, launcher))
+        if not campaign.rows() and campaign.ledger.changed_paths(campaign.config.editable):
+            results += _run_isolated_baseline(campaign, seed, listener, stop_event, rule, launcher)
         number, sha, parent = commit_candidate(campaign, description)
-        result, live = execute(campaign, number, 1, sha, parent, description, seed, listener, stop_event, launcher)
-        results.append(record(campaign, result, keep_rule, listener, live))
+        results += run_and_decide(campaign, number, sha, parent, description, seed, listener, stop_event, rule,
+                                  launcher)
         return results
     finally:
         if own_lock:
@@ -116,7 +116,8 @@ class _Progress(RunListener):
 
 def execute(campaign, number: int, run_index: int, sha: str, parent: str, description: str,
             seed: int | None, listener: CampaignListener, stop_event: threading.Event | None,
-            launcher: str = "local", workdir: Path | None = None) -> tuple[ExperimentResult, LiveState]:
+            launcher: str = "local", workdir: Path | None = None,
+            pending: list[dict] | None = None) -> tuple[ExperimentResult, LiveState]:
     """Runs experiment `number`'s command once; returns the classified outcome (undecided unless
     a crash) and the live state to finish once it is decided."""
     paths, config = campaign.paths, campaign.config
@@ -124,7 +125,8 @@ def execute(campaign, number: int, run_index: int, sha: str, parent: str, descri
     started_at = now_utc().isoformat()
     current = {"experiment": number, "run": run_index, "commit": sha, "parent": parent,
                "description": description, "started_at": started_at, "seed": seed,
-               "log": os.path.relpath(log_path, paths.root), "runner_pid": os.getpid(), "launcher": launcher}
+               "log": os.path.relpath(log_path, paths.root), "runner_pid": os.getpid(), "launcher": launcher,
+               "pending": pending or []}  # finished runs of this experiment still awaiting the verdict
     write_json_atomic(paths.current, current)
     paths.stop_request.unlink(missing_ok=True)
     live = LiveState(paths, number, description, sha, config.budget_s, run_index)
@@ -199,37 +201,56 @@ def _error_hint(tail: list[str]) -> str:
     return ""
 
 
-def decide(campaign, result: ExperimentResult, keep_rule: KeepRule | None) -> ExperimentResult:
-    """Fills in status, best_before and evidence of an executed run."""
+def run_and_decide(campaign, number: int, sha: str, parent: str, description: str, seed: int | None,
+                   listener: CampaignListener, stop_event: threading.Event | None, rule: KeepRule,
+                   launcher: str = "local", workdir: Path | None = None,
+                   move_branch: bool = True) -> list[ExperimentResult]:
+    """Runs experiment `number` as many times as the keep rule asks, then records every run."""
     best = campaign.best()
-    result.best_before = best["value"] if best else None
-    if result.status == "crash":
-        result.evidence = result.crash_reason
-        return result
-    verdict = (keep_rule or keep_rule_for(campaign.config)).decide(campaign.config, [result.metric],
-                                                                   result.best_before)
-    result.status, result.evidence = verdict.status, verdict.evidence
-    return result
+    runs: list[tuple[ExperimentResult, LiveState]] = []
+    while True:
+        run_index = len(runs) + 1
+        run_seed = seed if seed is not None else rule.seed_for(number, run_index)
+        result, live = execute(campaign, number, run_index, sha, parent, description, run_seed, listener,
+                               stop_event, launcher, workdir, pending=[row_for(campaign, r).record(
+                                   campaign.config.metric) for r, _ in runs])
+        runs.append((result, live))
+        if result.status == "crash":
+            verdict = Decision("crash", result.crash_reason if run_index == 1 else
+                               f"run {run_index} crashed: {result.crash_reason}")
+            break
+        verdict = rule.decide(campaign, [r.metric for r, _ in runs], best)
+        if verdict.more_runs <= 0 or (stop_event is not None and stop_event.is_set()):
+            break
+    return record(campaign, runs, verdict, best, listener, move_branch)
 
 
-def record(campaign, result: ExperimentResult, keep_rule: KeepRule | None, listener: CampaignListener,
-           live: LiveState | None = None, move_branch: bool = True) -> ExperimentResult:
-    """Decides, appends the results row, then advances or reverts the branch; returns the result."""
-    decide(campaign, result, keep_rule)
+def record(campaign, runs: list, verdict: Decision, best: dict | None, listener: CampaignListener,
+           move_branch: bool = True) -> list[ExperimentResult]:
+    """Appends one row per run with the verdict, then advances or reverts the branch."""
     config, paths = campaign.config, campaign.paths
-    campaign.results.append(row_for(campaign, result))
-    current = {"experiment": result.experiment, "run": result.run, "commit": result.commit,
-               "parent": result.parent, "recorded": True, "kept": result.status == "keep"}
-    write_json_atomic(paths.current, current)
-    if move_branch and result.status != "keep" and result.commit != result.parent:
-        campaign.ledger.revert_to(result.parent, config.editable)
+    best_value = best["value"] if best else None
+    status = "keep" if verdict.status == "keep" else "discard"
+    results = []
+    for result, _ in runs:
+        result.best_before = best_value
+        if result.status != "crash":
+            result.status = status
+        result.evidence = verdict.evidence
+        campaign.results.append(row_for(campaign, result))
+        results.append(result)
+    first = results[0]
+    write_json_atomic(paths.current, {"experiment": first.experiment, "commit": first.commit,
+                                      "parent": first.parent, "recorded": True, "kept": status == "keep"})
+    if move_branch and verdict.status != "keep" and first.commit != first.parent:
+        campaign.ledger.revert_to(first.parent, config.editable)
     paths.current.unlink(missing_ok=True)
     paths.stop_request.unlink(missing_ok=True)
-    if live is not None:
+    for result, live in runs:
         live.finish({"status": result.status, "metric": result.metric, "delta": result.delta,
-                     "crash_reason": result.crash_reason})
-    listener.experiment_finished(result)
-    return result
+                     "crash_reason": result.crash_reason, "evidence": result.evidence})
+        listener.experiment_finished(result)
+    return results
 
 
 def row_for(campaign, result: ExperimentResult) -> ResultRow:
@@ -251,7 +272,7 @@ def row_for(campaign, result: ExperimentResult) -> ResultRow:
                "evidence": result.evidence})
 
 
-def _run_isolated_baseline(campaign, seed, listener, stop_event, keep_rule, launcher) -> ExperimentResult:
+def _run_isolated_baseline(campaign, seed, listener, stop_event, rule, launcher) -> list[ExperimentResult]:
     """Runs the unchanged tip as the baseline in a temporary worktree, leaving the edited files alone."""
     ledger = campaign.ledger
     tip = ledger.tip()
@@ -262,8 +283,7 @@ def _run_isolated_baseline(campaign, seed, listener, stop_event, keep_rule, laun
         ledger.add_worktree(workdir, tip)
         try:
             sub = os.path.relpath(campaign.paths.root, ledger.repo.working_tree_dir)
-            result, live = execute(campaign, number, 1, tip, tip, "baseline", seed, listener, stop_event,
-                                   launcher, workdir=workdir / sub)
+            return run_and_decide(campaign, number, tip, tip, "baseline", seed, listener, stop_event, rule,
+                                  launcher, workdir=workdir / sub, move_branch=False)
         finally:
             ledger.remove_worktree(workdir)
-    return record(campaign, result, keep_rule, listener, live, move_branch=False)

@@ -1,22 +1,28 @@
-"""Keep rules: given a finished run and the campaign so far, decide keep or discard.
+"""Keep rules: given a candidate's runs and the best kept experiment, decide keep or discard.
 
 Crashes are decided before a keep rule is asked. A rule may ask for more runs of the same
 commit (the `repeats` rule does) by returning a Decision with `more_runs` > 0.
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
-from .config import CampaignConfig
+from .errors import CampaignError
 
 
 @dataclass
 class Decision:
     """The verdict on a candidate and the evidence for it."""
 
-    status: str          # "keep" or "discard"
+    status: str          # "keep", "discard" (or "crash", set by the engine)
     evidence: str        # one line a researcher can check by hand
     more_runs: int = 0   # >0: run the same commit again before deciding
+
+
+def gain(config, value: float, best: float) -> float:
+    """Returns how much better `value` is than `best` (positive = better) in the campaign's direction."""
+    return best - value if config.direction == "min" else value - best
 
 
 class KeepRule:
@@ -24,9 +30,13 @@ class KeepRule:
 
     name = "base"
 
-    def decide(self, config: CampaignConfig, metric_values: list[float], best: float | None) -> Decision:
-        """Returns the verdict for a candidate measured `metric_values` against the best kept value."""
+    def decide(self, campaign, values: list[float], best: dict | None) -> Decision:
+        """Returns the verdict for a candidate measured `values` against `best` (campaign.best())."""
         raise NotImplementedError
+
+    def seed_for(self, experiment: int, run: int) -> int | None:
+        """Returns the seed for one run (None: the script's own default)."""
+        return None
 
 
 class StrictRule(KeepRule):
@@ -34,13 +44,13 @@ class StrictRule(KeepRule):
 
     name = "strict"
 
-    def decide(self, config, metric_values, best):
-        value = metric_values[-1]
+    def decide(self, campaign, values, best):
+        value = values[-1]
         if best is None:
             return Decision("keep", f"first result {value:.6f}")
-        verb = "improves on" if config.better(value, best) else "does not improve on"
-        return Decision("keep" if config.better(value, best) else "discard",
-                        f"{value:.6f} {verb} best {best:.6f} (delta {value - best:+.6f})")
+        g = gain(campaign.config, value, best["value"])
+        return Decision("keep" if g > 0 else "discard",
+                        f"{value:.6f} vs best {best['value']:.6f}: gain {g:+.6f} ({'any' if g > 0 else 'no'} improvement)")
 
 
 class MarginRule(KeepRule):
@@ -48,22 +58,67 @@ class MarginRule(KeepRule):
 
     name = "margin"
 
-    def decide(self, config, metric_values, best):
-        value = metric_values[-1]
+    def decide(self, campaign, values, best):
+        value = values[-1]
         if best is None:
             return Decision("keep", f"first result {value:.6f}")
-        gain = (best - value) if config.direction == "min" else (value - best)
-        ok = gain >= config.keep_margin and gain > 0
-        return Decision("keep" if ok else "discard",
-                        f"gain {gain:+.6f} vs required margin {config.keep_margin:.6f} (best {best:.6f})")
+        g = gain(campaign.config, value, best["value"])
+        margin = campaign.config.keep_margin
+        return Decision("keep" if g >= margin and g > 0 else "discard",
+                        f"{value:.6f} vs best {best['value']:.6f}: gain {g:+.6f}, required {margin:.6f}")
 
 
-RULES: dict[str, type[KeepRule]] = {"strict": StrictRule, "margin": MarginRule}
+class RepeatsRule(KeepRule):
+    """Noise-aware: keep only when the mean gain beats what run-to-run noise allows.
+
+    The baseline runs `noise_runs` times with different seeds to measure the noise (the
+    within-experiment standard deviation, pooled over every repeated experiment so far). A
+    candidate runs once; if it is not better on that run it is discarded at once, otherwise
+    it is re-run to `repeats` runs and kept when a one-sided Welch-style test on the means passes
+    at `confidence`: gain > t(confidence, df) * sigma * sqrt(1/n_candidate + 1/n_best). Testing
+    only once, at the full number of runs, keeps the false-keep rate at 1 - confidence.
+    """
+
+    name = "repeats"
+
+    def seed_for(self, experiment, run):
+        return experiment * 1000 + run  # fresh seeds: noise is what a new seed changes
+
+    def decide(self, campaign, values, best):
+        config = campaign.config
+        n = len(values)
+        mean = statistics.fmean(values)
+        if best is None:  # the baseline: measure the noise
+            if n < config.noise_runs:
+                return Decision("keep", f"noise run {n}/{config.noise_runs}", more_runs=config.noise_runs - n)
+            return Decision("keep", f"baseline mean {mean:.6f} over {n} seeds, sd {statistics.stdev(values):.6f}")
+        g = gain(config, mean, best["value"])
+        if g <= 0:
+            return Decision("discard", f"mean {mean:.6f} over {n} run(s) is no better than best {best['value']:.6f}")
+        if n < config.repeats:
+            return Decision("keep", f"promising ({g:+.6f}): re-running", more_runs=config.repeats - n)
+        sigma, df = campaign.noise(extra=values)
+        if sigma is None:
+            return Decision("keep", f"gain {g:+.6f}; no noise estimate yet (baseline ran once)")
+        se = sigma * (1 / n + 1 / len(best["values"])) ** 0.5
+        need = t_quantile(config.confidence, df) * se
+        verdict = "keep" if g > need else "discard"
+        return Decision(verdict, f"mean {mean:.6f} over {n} runs vs best {best['value']:.6f} over "
+                                 f"{len(best['values'])}: gain {g:+.6f} {'>' if g > need else '<='} "
+                                 f"{need:.6f} = t({config.confidence:g}, df={df}) x se {se:.6f} (sd {sigma:.6f})")
 
 
-def keep_rule_for(config: CampaignConfig) -> KeepRule:
+def t_quantile(confidence: float, df: int) -> float:
+    """Returns the one-sided Student t quantile."""
+    from scipy.stats import t
+    return float(t.ppf(confidence, max(df, 1)))
+
+
+RULES: dict[str, type[KeepRule]] = {"strict": StrictRule, "margin": MarginRule, "repeats": RepeatsRule}
+
+
+def keep_rule_for(config) -> KeepRule:
     """Returns the keep rule the config names."""
-    from .errors import CampaignError
     try:
         return RULES[config.keep_rule]()
     except KeyError:

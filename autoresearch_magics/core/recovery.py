@@ -18,6 +18,12 @@ def recover_interrupted(campaign) -> dict | None:
     if child and process_alive(child, record.get("child_started")):
         kill_process_tree(child)
     if not record.get("recorded"):
+        for done in record.get("pending", []):  # finished runs whose verdict never came
+            extra = {k: v for k, v in done.items() if k not in ("commit", config.metric, "memory_gb", "status",
+                                                                "description")}
+            extra["evidence"] = "interrupted before the verdict"
+            campaign.results.append(ResultRow(done["commit"], done[config.metric], done["memory_gb"], "discard",
+                                              done["description"], extra))
         campaign.results.append(ResultRow(
             commit=record["commit"], metric=None, memory_gb=0.0, status="crash",
             description=record.get("description", ""),
