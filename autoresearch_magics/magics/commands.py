@@ -19,7 +19,6 @@ from ..core.live import read_json, read_live
 from ..core.paths import CampaignPaths
 from ..core.proposers import RerunProposer
 from ..presentation.dashboard import live_dashboard
-from ..presentation.plot import figure_png, plot_progress
 from ..presentation.text import format_result, format_show, format_status
 from ..verbs import init_settings, stop_rule_settings
 from .edit import experiment_cell, fallback_widget, prefill_blocker
@@ -135,6 +134,7 @@ def cmd_hardware(ctx, args):
 
 
 def cmd_plot(ctx, args):
+    from ..presentation.plot import figure_png, plot_progress  # matplotlib loads on first use
     reader = ctx.session().reader
     figure = plot_progress(reader.frame(), reader.config.metric, reader.config.direction,
                            title=None)

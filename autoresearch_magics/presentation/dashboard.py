@@ -14,7 +14,6 @@ import ipywidgets as widgets
 
 from ..core.live import read_live
 from .html import MONO, badge, esc, number, results_table
-from .plot import figure_png, plot_progress
 
 REFRESH_S = 1.0          # how often the poller looks at the campaign files
 TABLE_ROWS = 12          # recent results shown
@@ -68,6 +67,7 @@ class Dashboard:
         frame = self.campaign.frame()
         self._set(self.table, value=results_table(frame, status["metric"], TABLE_ROWS))
         if self.with_plot and not frame.empty:
+            from .plot import figure_png, plot_progress  # matplotlib loads on first use, not with the magics
             figure = plot_progress(frame, status["metric"], status["direction"], figsize=(9.0, 3.6))
             self._set(self.plot, value=figure_png(figure, dpi=90))
 
