@@ -12,9 +12,9 @@ from .core.errors import CampaignError
 from .core.events import CampaignListener
 from .core.hardware import describe_hardware
 from .core.loop import run_loop
-from .core.proposers import RerunProposer
+from .core.proposers import make_proposer
 from .presentation.text import format_result, format_results, format_show, format_status
-from .verbs import VERBS, add_arguments, init_settings, stop_rule_settings
+from .verbs import VERBS, add_arguments, init_settings, proposer_options, stop_rule_settings
 
 
 class _TerminalListener(CampaignListener):
@@ -64,8 +64,9 @@ def cmd_loop(args):
     campaign = _open(args)
     if stop_rule_settings(args):
         campaign.update_stop_rules(**stop_rule_settings(args))
-    run_loop(campaign, RerunProposer(args.message), args.max_proposals,
-             listener=_TerminalListener(campaign.config.metric), stop_event=_interrupt_event())
+    proposer = make_proposer(campaign, args.proposer, **proposer_options(args))
+    run_loop(campaign, proposer, args.max_proposals, listener=_TerminalListener(campaign.config.metric),
+             stop_event=_interrupt_event(), report_every=args.report_every)
     print(format_status(campaign.status()))
 
 

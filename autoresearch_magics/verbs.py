@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .core.config import DIRECTIONS, KEEP_RULES
+from .core.proposers import PROPOSERS
 
 
 def _arg(*flags, **kwargs):
@@ -39,10 +40,17 @@ VERBS: dict[str, tuple[str, list]] = {
         _arg("-m", "--message", dest="message", default="", help="one-line hypothesis (the commit message)"),
         _arg("--seed", type=int, help="seed handed to the script (AUTORESEARCH_SEED)"),
     ]),
-    "loop": ("run experiments until a stop rule holds", [
-        _arg("--max", dest="max_proposals", type=int, help="experiments (proposals) to run in this loop"),
-        _arg("-m", "--message", dest="message", default="re-run current train.py",
-             help="description of each re-run"),
+    "loop": ("run experiments until a stop rule holds, proposing each one by itself", [
+        _arg("--proposer", choices=PROPOSERS, default="rerun",
+             help="rerun: the working copy as it is; sweep: tune constants (--space); agent: a coding agent (--agent-cmd)"),
+        _arg("--agent-cmd", help="command of a coding agent; its prompt is in $AUTORESEARCH_PROMPT_FILE and on stdin"),
+        _arg("--agent-timeout", dest="agent_timeout_s", type=float, help="seconds the agent may take (default 900)"),
+        _arg("--space", help='sweep space, e.g. "LR=loguniform(1e-4,1e-2) DEPTH=int(2,8) ACT=choice(\'relu\',\'gelu\')"'),
+        _arg("--sampler", choices=("tpe", "random"), default="tpe", help="sweep sampler (default tpe)"),
+        _arg("--keep-rule", choices=KEEP_RULES, help="change the campaign's keep rule: strict, margin or repeats"),
+        _arg("--max", dest="max_proposals", type=int, help="proposals to run in this loop (repeats of one count once)"),
+        _arg("--report-every", type=int, default=5, help="experiments between progress reports"),
+        _arg("-m", "--message", dest="message", help="description of each re-run (rerun proposer)"),
         *_STOP_RULES,
     ]),
     "status": ("objective, stop-rule progress, branch, best and latest result", [
@@ -76,5 +84,12 @@ def init_settings(args: argparse.Namespace) -> dict:
 
 
 def stop_rule_settings(args: argparse.Namespace) -> dict:
-    """Returns the stop-rule settings given on the command line."""
-    return {k: getattr(args, k) for k in ("max_experiments", "deadline", "target") if getattr(args, k, None) is not None}
+    """Returns the stop-rule and keep-rule settings given on the command line."""
+    keys = ("max_experiments", "deadline", "target", "keep_rule")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def proposer_options(args: argparse.Namespace) -> dict:
+    """Returns make_proposer's keyword arguments from parsed loop arguments."""
+    return {"agent_cmd": args.agent_cmd, "agent_timeout_s": args.agent_timeout_s, "space": args.space,
+            "sampler": args.sampler, "message": args.message}

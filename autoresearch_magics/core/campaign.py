@@ -126,8 +126,10 @@ class Campaign:
         finally:
             self.lock.release()
 
-    def update_stop_rules(self, max_experiments=None, deadline=None, target=None) -> None:
-        """Changes stop rules (a deadline given as a duration from now) and saves the config."""
+    def update_stop_rules(self, max_experiments=None, deadline=None, target=None, keep_rule=None) -> None:
+        """Changes stop rules (a deadline given as a duration from now) or the keep rule; saves the config."""
+        if keep_rule is not None:
+            self.config.keep_rule = keep_rule
         if max_experiments is not None:
             self.config.max_experiments = max_experiments
         if deadline is not None:
@@ -180,13 +182,13 @@ class Campaign:
         and `values`, or None before the first keep."""
         best = None
         metric = self.config.metric
-        for rows in self.experiments().values():
+        for key, rows in self.experiments().items():
             values = [float(r[metric]) for r in rows if r["status"] == "keep"]
             if not values:
                 continue
             value = sum(values) / len(values)
             if best is None or self.config.better(value, best["value"]):
-                best = {**rows[-1], "value": value, "values": values}
+                best = {**rows[-1], "value": value, "values": values, "key": key}
         return best
 
     def noise(self, extra: list[float] | None = None) -> tuple[float | None, int]:
@@ -214,17 +216,11 @@ class Campaign:
         best = self.best()
         state = stop_state(self.config, self.attempted(), best["value"] if best else None)
         metric = self.config.metric
-        baseline = next((r for r in rows if r["status"] != "crash"), None)
-
-        def brief(row):
-            if row is None:
-                return None
-            value = row.get("value", None if row["status"] == "crash" else float(row[metric]))
-            return {"experiment": int(row["experiment"]) if row.get("experiment", "").isdigit() else None,
-                    "commit": row["commit"], "value": value, "status": row["status"],
-                    "description": row["description"], "crash_reason": row.get("crash_reason", "")}
-
-        counts = {s: sum(r["status"] == s for r in rows) for s in ("keep", "discard", "crash")}
+        groups = self.experiments()
+        summaries = [self._summarise(group) for group in groups.values()]
+        baseline = next((e for e in summaries if e["value"] is not None), None)
+        counts = {s: sum(e["status"] == s for e in summaries) for s in ("keep", "discard", "crash")}
+        best_brief = self._summarise(groups[best["key"]]) if best else None
         return {
             "root": str(self.paths.root), "workdir": str(self.workdir), "tag": self.config.tag,
             "branch": self.config.branch, "current_branch": self.ledger.current_branch(),
@@ -236,10 +232,21 @@ class Campaign:
                      "max_experiments": self.config.max_experiments, "deadline": self.config.deadline,
                      "target": self.config.target},
             "attempted": self.attempted(), "runs": len(rows), "counts": counts,
-            "baseline": brief(baseline), "best": brief(best), "latest": brief(rows[-1] if rows else None),
+            "baseline": baseline, "best": best_brief, "latest": summaries[-1] if summaries else None,
             "running": read_live(self.paths),
             "results_path": str(self.paths.results),
         }
+
+    def _summarise(self, rows: list[dict]) -> dict:
+        """Returns one experiment's outcome: mean metric over its usable runs, final status, reason."""
+        metric = self.config.metric
+        values = [float(r[metric]) for r in rows if r["status"] != "crash"]
+        last = rows[-1]
+        return {"experiment": _number(last), "commit": last["commit"], "runs": len(rows),
+                "value": sum(values) / len(values) if values else None,
+                "status": "crash" if not values else last["status"] if last["status"] != "crash" else "discard",
+                "description": last["description"], "crash_reason": last.get("crash_reason", ""),
+                "evidence": last.get("evidence", "")}
 
     def show(self, number: int, tail_lines: int = 40) -> dict:
         """Returns experiment `number`'s row, its diff against its parent and the tail of its log."""
@@ -273,6 +280,12 @@ class Campaign:
     def current(self) -> dict | None:
         """Returns the in-flight experiment record, or None."""
         return read_json(self.paths.current)
+
+
+def _number(row: dict) -> int | None:
+    """Returns a row's experiment number, or None for a reference-format row."""
+    text = row.get("experiment", "")
+    return int(text) if text.isdigit() else None
 
 
 def _place_template(root: Path, template: str | None, config: CampaignConfig) -> list[str]:

@@ -156,6 +156,16 @@ class Ledger:
         out = self._git("status", "--porcelain", "--untracked-files=all")
         return [line[3:] for line in out.splitlines() if line.strip()]
 
+    def dirty_paths_here(self) -> list[str]:
+        """Returns paths (relative to the campaign folder) that differ from HEAD, untracked included."""
+        out = self._git("status", "--porcelain", "--untracked-files=all", "--", ".")
+        prefix = self._git("rev-parse", "--show-prefix")
+        paths = []
+        for line in out.splitlines():
+            path = line[3:].split(" -> ")[-1].strip('"')
+            paths.append(path[len(prefix):] if prefix and path.startswith(prefix) else path)
+        return paths
+
     def read_file(self, ref: str, path: str) -> str:
         """Returns the content of `path` at `ref`."""
         return self._git("show", f"{ref}:./{path}", strip=False)

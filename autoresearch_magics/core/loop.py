@@ -6,10 +6,11 @@ import threading
 from .events import CampaignListener, ExperimentResult
 from .experiment import run_experiment
 from .keep_rules import KeepRule
-from .proposers import Proposal, Proposer, RerunProposer
+from .proposers import Proposal, ProposalError, Proposer, RerunProposer
 from .stop_rules import stop_state
 
 REPORT_EVERY = 5  # experiments between progress reports
+MAX_PROPOSAL_FAILURES = 3  # consecutive failed proposals (agent crash, hang, no change) end the loop
 
 
 def progress_report(campaign) -> str:
@@ -39,7 +40,7 @@ def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | No
     campaign.lock.acquire("loop")
     try:
         campaign.recover_locked()
-        proposals = 0
+        proposals = failures = 0
         while max_proposals is None or proposals < max_proposals:
             best = campaign.best()
             state = stop_state(campaign.config, campaign.attempted(), best["value"] if best else None)
@@ -50,7 +51,16 @@ def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | No
                 listener.message("loop stopped on request")
                 break
             baseline_due = not campaign.rows()
-            proposal = Proposal("baseline") if baseline_due else proposer.propose(campaign)
+            try:
+                proposal = Proposal("baseline") if baseline_due else proposer.propose(campaign)
+            except ProposalError as exc:
+                failures += 1
+                listener.message(f"proposal failed ({failures}/{MAX_PROPOSAL_FAILURES}): {exc}")
+                if failures >= MAX_PROPOSAL_FAILURES:
+                    listener.message(f"stopping: the {proposer.name} proposer failed {failures} times in a row")
+                    break
+                continue
+            failures = 0
             if proposal is None:
                 listener.message(f"proposer {proposer.name} has nothing more to propose")
                 break

@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+class ProposalError(Exception):
+    """A proposer failed this time (its agent crashed, hung or changed nothing); the loop goes on."""
+
+
 @dataclass
 class Proposal:
     """New content for editable files (path -> text; empty = run the working copy as it is)."""
@@ -22,7 +26,8 @@ class Proposer:
     name = "base"
 
     def propose(self, campaign) -> Proposal | None:
-        """Returns the next proposal, or None when there is nothing left to try."""
+        """Returns the next proposal, or None when there is nothing left to try; raises ProposalError
+        when this attempt failed."""
         raise NotImplementedError
 
     def observe(self, campaign, proposal: Proposal, result) -> None:
@@ -39,3 +44,26 @@ class RerunProposer(Proposer):
 
     def propose(self, campaign) -> Proposal | None:
         return Proposal(self.description)
+
+
+PROPOSERS = ("rerun", "sweep", "agent")
+
+
+def make_proposer(campaign, kind: str = "rerun", *, agent_cmd: str | None = None, agent_timeout_s=None,
+                  space: str | None = None, sampler: str = "tpe", message: str | None = None) -> Proposer:
+    """Returns the proposer a front end asked for; raises CampaignError naming what is missing."""
+    from .errors import CampaignError
+    if kind == "rerun":
+        return RerunProposer(message or "re-run current train.py")
+    if kind == "sweep":
+        if not space:
+            raise CampaignError('the sweep proposer needs --space, e.g. --space "LR=loguniform(1e-4,1e-2) DEPTH=int(2,8)"')
+        from .sweep import SweepProposer
+        return SweepProposer(campaign, space, sampler)
+    if kind == "agent":
+        if not agent_cmd:
+            raise CampaignError("the agent proposer needs --agent-cmd, the command of a coding agent that edits "
+                                "train.py given a prompt (file in $AUTORESEARCH_PROMPT_FILE, also on stdin)")
+        from .agent import DEFAULT_AGENT_TIMEOUT_S, AgentProposer
+        return AgentProposer(agent_cmd, agent_timeout_s or DEFAULT_AGENT_TIMEOUT_S)
+    raise CampaignError(f"unknown proposer {kind!r}: use one of {', '.join(PROPOSERS)}")
