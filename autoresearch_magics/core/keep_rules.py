@@ -5,6 +5,7 @@ commit (the `repeats` rule does) by returning a Decision with `more_runs` > 0.
 """
 from __future__ import annotations
 
+import random
 import statistics
 from dataclasses import dataclass
 
@@ -82,7 +83,9 @@ class RepeatsRule(KeepRule):
     name = "repeats"
 
     def seed_for(self, experiment, run):
-        return experiment * 1000 + run  # fresh seeds: noise is what a new seed changes
+        # Fresh random seeds (each recorded in its row): the noise that matters is what a new
+        # seed, or a GPU's non-determinism, changes; fixed seeds would hide it.
+        return random.SystemRandom().randrange(1, 2**31)
 
     def decide(self, campaign, values, best):
         config = campaign.config
