@@ -93,12 +93,18 @@ def cmd_stop(args):
     print("stop requested" if campaign.request_stop() else "nothing is running")
 
 
+def cmd_report(args):
+    from .presentation.report import write_report
+    hardware = None if args.no_hardware else describe_hardware()
+    print(f"wrote {write_report(_open(args), args.out, hardware)}")
+
+
 def cmd_hardware(args):
     print(json.dumps(describe_hardware(), indent=2))
 
 
 COMMANDS = {"init": cmd_init, "run": cmd_run, "loop": cmd_loop, "status": cmd_status, "results": cmd_results,
-            "show": cmd_show, "stop": cmd_stop, "hardware": cmd_hardware}
+            "show": cmd_show, "stop": cmd_stop, "report": cmd_report, "hardware": cmd_hardware}
 
 
 def _interrupt_event() -> threading.Event:

@@ -64,6 +64,10 @@ VERBS: dict[str, tuple[str, list]] = {
         _arg("--lines", type=int, default=40, help="log lines to show"),
     ]),
     "stop": ("stop the running experiment (in whatever process runs it)", []),
+    "report": ("write autoresearch-summary.md and progress.png (the shareable campaign report)", [
+        _arg("--out", help="folder for the report (default: the campaign folder)"),
+        _arg("--no-hardware", action="store_true", help="leave the platform probe out (faster)"),
+    ]),
     "hardware": ("what training runs on, as JSON", []),
 }
 

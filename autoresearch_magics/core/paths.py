@@ -13,7 +13,7 @@ DATA_DIR = "data"
 # Files a campaign writes that must never be committed (kept in .git/info/exclude,
 # so the user's own .gitignore is not touched).
 UNTRACKED_PATTERNS = (f"/{STATE_DIR}/", f"/{RESULTS_NAME}", f"/{LOGS_DIR}/", f"/{DATA_DIR}/",
-                      "__pycache__/")
+                      "/autoresearch-summary.md", "/progress.png", "__pycache__/")
 
 
 @dataclass(frozen=True)
