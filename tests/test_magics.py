@@ -18,6 +18,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from autoresearch_magics.core.live import read_json, read_live
 from autoresearch_magics.magics import AutoresearchMagics
+from autoresearch_magics.magics.parsing import ALL_VERBS
 
 TOY_BUDGET = "0.3"
 
@@ -95,8 +96,9 @@ def test_help_is_generated_from_the_declarations(shell):
 def test_unknown_sub_command_names_the_valid_ones(shell):
     with pytest.raises(UsageError) as err:
         ar(shell, "frobnicate")
-    assert str(err.value) == ("unknown sub-command 'frobnicate': use one of init, run, loop, status, results, show, "
-                              "stop, hardware, edit, wait, plot, panel (`%autoresearch?` shows each one's options)")
+    assert str(err.value) == (f"unknown sub-command 'frobnicate': use one of {', '.join(ALL_VERBS)} "
+                              f"(`%autoresearch?` shows each one's options)")
+    assert {"init", "run", "loop", "status", "edit", "wait", "plot", "panel"} <= set(ALL_VERBS)
 
 
 def test_bad_option_shows_the_verb_usage(shell):
@@ -302,3 +304,17 @@ def test_init_again_records_a_run_whose_kernel_died(shell, tmp_path, capsys):
     frame = ar(shell, "results")
     assert list(frame["crash_reason"]) == ["interrupted"]
     assert wait_for(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE)
+
+
+def test_report_writes_the_shareable_summary(shell, capsys):
+    root = init_toy(shell)
+    ar(shell, "run -m baseline --wait")
+    ar(shell, "report --no-hardware")
+    assert "wrote" in capsys.readouterr().out
+    assert (root / "autoresearch-summary.md").exists() and (root / "progress.png").exists()
+
+
+def test_loop_proposer_without_its_option_is_a_usage_error(shell):
+    init_toy(shell)
+    with pytest.raises(UsageError, match="needs --space"):
+        ar(shell, "loop --proposer sweep")

@@ -80,3 +80,12 @@ def test_empty_campaign_draws_a_note():
     fig = plot_progress(frame_of([]), "val_bpb")
     assert fig.axes[0].texts[0].get_text() == "no experiments yet"
     assert figure_png(fig)[:4] == b"\x89PNG"
+
+
+def test_repeated_runs_plot_the_experiment_at_their_mean():
+    frame = frame_of([(1, 1.050, "keep", "baseline"), (2, 1.040, "keep", "wider"), (2, 1.042, "keep", "wider"),
+                      (2, 1.044, "keep", "wider"), (3, 1.047, "discard", "deeper"), (3, np.nan, "crash", "deeper")])
+    ax = plot_progress(frame, "val_bpb").axes[0]
+    assert [tuple(p) for p in scatter(ax, "kept").get_offsets()] == [(1, 1.050), (2, pytest.approx(1.042))]
+    assert len(scatter(ax, "single runs").get_offsets()) == 6
+    assert [tuple(p) for p in scatter(ax, "discarded").get_offsets()] == [(3, 1.047)]

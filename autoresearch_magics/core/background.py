@@ -46,6 +46,7 @@ class Job:
     seed: int | None = None
     proposer: Proposer | None = None            # loop only
     max_proposals: int | None = None            # loop only
+    report_every: int | None = None             # loop only: experiments between progress messages
     state: str = QUEUED
     ahead: int = 0                              # jobs that run before this one starts
     results: list[ExperimentResult] = field(default_factory=list)
@@ -113,11 +114,11 @@ class LocalExecutor:
                                 seed=seed))
 
     def submit_loop(self, proposer: Proposer | None = None, max_proposals: int | None = None, *,
-                    listener: CampaignListener | None = None) -> Job:
+                    listener: CampaignListener | None = None, report_every: int | None = None) -> Job:
         """Queues a loop of experiments until a stop rule holds or `max_proposals` ran; returns its job."""
         proposer = proposer or RerunProposer()
         return self._submit(Job(0, "loop", proposer.name, listener or CampaignListener(), proposer=proposer,
-                                max_proposals=max_proposals))
+                                max_proposals=max_proposals, report_every=report_every))
 
     def _submit(self, job: Job) -> Job:
         with self._cond:
@@ -214,7 +215,9 @@ class LocalExecutor:
     def _run(self, job: Job) -> None:
         guarded = _Guarded(job)
         if job.kind == "loop":
-            run_loop(self.campaign, job.proposer, job.max_proposals, listener=guarded, stop_event=job.stop_event)
+            options = {} if job.report_every is None else {"report_every": job.report_every}
+            run_loop(self.campaign, job.proposer, job.max_proposals, listener=guarded, stop_event=job.stop_event,
+                     **options)
             return
         if job.stop_event.is_set():
             return

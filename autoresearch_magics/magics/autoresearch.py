@@ -1,9 +1,7 @@
 """The `%autoresearch` line magic and the `%%experiment` cell magic: parse, call the core, display.
 
-Runs go to a background thread (one per campaign), so a cell that starts one returns at once
-and the kernel stays usable; a second experiment started while one runs waits in a queue, shown
-in its panel, up to `max_queued` deep (beyond that the cell is refused). `%autoresearch wait`
-blocks until the queue drains; `%autoresearch stop` ends the run and cancels the queue.
+Runs go to a background thread (one per campaign, core/background.py), so a cell that starts
+one returns at once and the kernel stays usable.
 """
 from __future__ import annotations
 
@@ -18,8 +16,8 @@ from ..core.campaign import Campaign
 from ..core.errors import CampaignError, NotACampaign
 from ..presentation.panel import ExperimentPanel
 from . import experiment as experiment_cell
-from .commands import COMMANDS
-from .parsing import EXPERIMENT_ARGS, HelpShown, build_parser, parse_verb, split, verbs_help
+from .commands import COMMANDS, cmd_terminal_only
+from .parsing import ALL_VERBS, EXPERIMENT_ARGS, HelpShown, build_parser, parse_verb, split, verbs_help
 from .session import Session
 
 
@@ -50,7 +48,7 @@ class AutoresearchMagics(Magics):
     # -- the magics ----------------------------------------------------------------------------
     @magic_arguments()
     @kwds(epilog=verbs_help())
-    @argument("verb", help="the sub-command: init, run, loop, edit, status, results, plot, show, wait, stop, ...")
+    @argument("verb", help=f"the sub-command: {', '.join(ALL_VERBS)}")
     @argument("options", nargs="*", help="the sub-command's options, below")
     @no_var_expand
     @line_magic
@@ -61,12 +59,17 @@ class AutoresearchMagics(Magics):
         `%autoresearch init --tag nov22 --budget 60` starts (or resumes) a campaign in the current
         folder; `%autoresearch run -m baseline` and `%%experiment -m "..."` cells run experiments in
         the background; `%autoresearch wait` blocks until they end; `df = %autoresearch results`.
+
+        An experiment started while another runs is queued (its panel says how many are ahead), up
+        to `%config AutoresearchMagics.max_queued` (3); beyond that the cell is refused. `%autoresearch
+        stop` ends the running experiment (recorded as a crash) and cancels the queue.
         """
         try:
             verb, args = parse_verb(line)
         except HelpShown:
             return None
-        return self._call(COMMANDS[verb], args)
+        args.verb = verb
+        return self._call(COMMANDS.get(verb, cmd_terminal_only), args)
 
     @magic_arguments()
     @declare(EXPERIMENT_ARGS)

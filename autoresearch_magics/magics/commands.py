@@ -17,10 +17,10 @@ from ..core.errors import CampaignError
 from ..core.hardware import describe_hardware
 from ..core.live import read_json, read_live
 from ..core.paths import CampaignPaths
-from ..core.proposers import RerunProposer
+from ..core.proposers import make_proposer
 from ..presentation.dashboard import live_dashboard
 from ..presentation.text import format_result, format_show, format_status
-from ..verbs import init_settings, stop_rule_settings
+from ..verbs import init_settings, proposer_options, stop_rule_settings
 from .edit import experiment_cell, fallback_widget, prefill_blocker
 
 STOP_WAIT_S = 15.0      # how long `stop` waits for the stopped run to be recorded
@@ -70,12 +70,13 @@ def cmd_run(ctx, args):
 def cmd_loop(ctx, args):
     session = ctx.session()
     session.refuse_if_other_runner()
+    # built on the worker's campaign object: a sweep proposer reads results while the loop runs
+    proposer = make_proposer(session.campaign, args.proposer, **proposer_options(args))
     if stop_rule_settings(args):
         session.campaign.update_stop_rules(**stop_rule_settings(args))
-    proposer = RerunProposer(args.message)
     panel = ctx.new_panel(session, proposer.name, kind="loop")
     job = ctx.submit(session, panel, lambda listener: session.executor.submit_loop(
-        proposer, args.max_proposals, listener=listener))
+        proposer, args.max_proposals, listener=listener, report_every=args.report_every))
     ctx.show(panel, job)
     if args.wait:
         return _wait(ctx, session, None)
@@ -133,6 +134,12 @@ def cmd_hardware(ctx, args):
     return describe_hardware()
 
 
+def cmd_report(ctx, args):
+    from ..presentation.report import write_report
+    hardware = None if args.no_hardware else describe_hardware()
+    print(f"wrote {write_report(ctx.session().reader, args.out, hardware)}")
+
+
 def cmd_plot(ctx, args):
     from ..presentation.plot import figure_png, plot_progress  # matplotlib loads on first use
     reader = ctx.session().reader
@@ -175,8 +182,13 @@ def cmd_edit(ctx, args):
     return None
 
 
+def cmd_terminal_only(ctx, args):
+    raise UsageError(f"`%autoresearch {args.verb}` has no notebook version yet: run `autoresearch {args.verb}` in a "
+                     f"terminal in the campaign folder")
+
+
 COMMANDS = {"init": cmd_init, "run": cmd_run, "loop": cmd_loop, "status": cmd_status, "results": cmd_results,
-            "show": cmd_show, "stop": cmd_stop, "hardware": cmd_hardware, "edit": cmd_edit, "wait": cmd_wait,
+            "show": cmd_show, "stop": cmd_stop, "report": cmd_report, "hardware": cmd_hardware, "edit": cmd_edit, "wait": cmd_wait,
             "plot": cmd_plot, "panel": cmd_panel}
 
 

@@ -30,6 +30,7 @@ class ExperimentPanel(JobListener):
         self.metric, self.budget_s, self.kind = metric, budget_s, kind
         self.description = description
         self.experiment: int | None = None
+        self.run = 1                          # repeat runs of one experiment count from 1
         self.finished_lines: list[str] = []
         self.notes_text: list[str] = []
         self.messages = 0                     # widget update messages sent, for the traffic budget
@@ -72,6 +73,8 @@ class ExperimentPanel(JobListener):
 
     def _title(self, state: str, extra: str = "") -> None:
         number_text = f"#{self.experiment}" if self.experiment is not None else "next experiment"
+        if self.run > 1:
+            number_text += f" (run {self.run})"
         what = f"loop ({esc(self.description)})" if self.kind == "loop" else esc(self.description)
         current = (f" &middot; now #{self.experiment}" if self.kind == "loop" and self.experiment else "")
         head = (f"<b>{what}</b>{current}" if self.kind == "loop" else f"<b>{number_text}</b> {what}")
@@ -110,7 +113,7 @@ class ExperimentPanel(JobListener):
 
     def experiment_started(self, info: dict) -> None:
         with self._lock:
-            self.experiment = info["experiment"]
+            self.experiment, self.run = info["experiment"], info.get("run", 1)
             if self.kind != "loop":
                 self.description = info["description"]
             self._title("running")

@@ -51,9 +51,12 @@ def plot_progress(frame: pd.DataFrame, metric: str, direction: str = "min", titl
         ax.set_title(title or "campaign progress")
         return fig
 
-    data = frame.copy()
-    x = data["experiment"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    data["x"] = np.where(np.isnan(x), np.arange(1, len(data) + 1), x)
+    runs = frame.copy()
+    x = runs["experiment"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    runs["x"] = np.where(np.isnan(x), np.arange(1, len(runs) + 1), x)
+    data = per_experiment(runs, metric)
+    if len(data) < len(runs):  # repeated runs: each one faintly, the experiment at their mean
+        ax.scatter(runs["x"], runs[metric], s=8, color="#57606a", alpha=0.35, zorder=1, label="single runs")
     status = data["status"].astype(str)
     kept, discarded, crashed = data[status == "keep"], data[status == "discard"], data[status == "crash"]
     valued = data[status != "crash"]
@@ -95,6 +98,22 @@ def plot_progress(frame: pd.DataFrame, metric: str, direction: str = "min", titl
     if not kept.empty and not valued.empty:
         _label_kept(ax, kept, metric, direction)  # last: it measures text against the final limits
     return fig
+
+
+def per_experiment(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Returns one row per experiment: the mean metric of its usable runs and its final status, as the
+    campaign status reports them (every run crashed: a crash; the last run crashed: discarded)."""
+    if not runs["x"].duplicated().any():
+        return runs
+    rows = []
+    for x, group in runs.groupby("x", sort=True):
+        usable = group[group["status"].astype(str) != "crash"]
+        last = group.iloc[-1]
+        status = ("crash" if usable.empty else str(last["status"]) if str(last["status"]) != "crash"
+                  else "discard")  # a later run crashed: the experiment is not kept
+        rows.append({"x": x, metric: usable[metric].mean() if not usable.empty else np.nan, "status": status,
+                     "description": last["description"]})
+    return pd.DataFrame(rows)
 
 
 def _label_kept(ax, kept: pd.DataFrame, metric: str, direction: str) -> None:
