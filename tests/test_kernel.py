@@ -75,30 +75,44 @@ def test_notebook_runs_baseline_and_edit_then_waits(tmp_path, kernel_name):
     assert any("best val_bpb" in s.get("value", "") for s in states if s["model"] == "HTMLModel")
 
 
-def test_init_after_a_kernel_restart_records_the_interrupted_run(tmp_path, kernel_name):
+def test_kernel_restart_mid_run_leaves_no_training_process_and_a_recorded_row(tmp_path, kernel_name):
     km = KernelManager(kernel_name=kernel_name)
     km.start_kernel(cwd=str(tmp_path))
     client = km.client()
     client.start_channels()
+    current = tmp_path / "camp" / ".autoresearch" / "current.json"
     try:
         client.wait_for_ready(timeout=30)
         run(client, "%load_ext autoresearch_magics\n%autoresearch init camp --tag r --template toy --budget 60")
-        run(client, '%autoresearch run -m "long run"')
-        current = tmp_path / "camp" / ".autoresearch" / "current.json"
-        deadline = time.monotonic() + 20
-        while not (read_json(current) or {}).get("child_pid") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        child = read_json(current)["child_pid"]
-        km.restart_kernel(now=True)          # the kernel is killed; the training process is left behind
+        run(client, '%autoresearch run -m "stopped by the restart"')
+        first = child_of(current)
+        km.restart_kernel(now=False)         # what a front end's "restart kernel" does
+        assert gone(first)
+        client.wait_for_ready(timeout=30)
+        run(client, '%load_ext autoresearch_magics\n%autoresearch init camp\n%autoresearch run -m "cut off"')
+        second = child_of(current)
+        km.restart_kernel(now=True)          # the kernel is killed: its training process is left behind
         client.wait_for_ready(timeout=30)
         out = run(client, "%load_ext autoresearch_magics\n%autoresearch init camp\n"
                           "df = %autoresearch results\nprint(df['crash_reason'].tolist())")
     finally:
         client.stop_channels()
         km.shutdown_kernel(now=True)
-    assert "experiment #1 ('long run') was cut off" in out
-    assert "['interrupted']" in out
-    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+    assert "experiment #2 ('cut off') was cut off" in out
+    assert "['stopped by user', 'interrupted']" in out
+    assert gone(second)
+
+
+def child_of(current: Path) -> int:
+    """Returns the training process of the running experiment, once it has started."""
+    deadline = time.monotonic() + 20
+    while not (read_json(current) or {}).get("child_pid") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return read_json(current)["child_pid"]
+
+
+def gone(pid: int) -> bool:
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def run(client, code: str) -> str:

@@ -5,6 +5,8 @@ one returns at once and the kernel stays usable.
 """
 from __future__ import annotations
 
+import time
+
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, kwds, magic_arguments
@@ -14,11 +16,16 @@ from traitlets import Bool, CaselessStrEnum, Integer
 from ..core.background import QueueFull
 from ..core.campaign import Campaign
 from ..core.errors import CampaignError, NotACampaign
+from ..presentation.dashboard import POLLER
 from ..presentation.panel import ExperimentPanel
 from . import experiment as experiment_cell
 from .commands import COMMANDS, cmd_terminal_only
 from .parsing import ALL_VERBS, EXPERIMENT_ARGS, HelpShown, build_parser, parse_verb, split, verbs_help
 from .session import Session
+
+
+SHUTDOWN_GRACE_S = 2.0   # a closing kernel waits this long for stopped runs to be recorded (its
+                         # manager kills it after 2.5 s by default)
 
 
 def declare(declarations):
@@ -138,6 +145,16 @@ class AutoresearchMagics(Magics):
         session.jobs.append((job, panel))
         return job
 
+    def shutdown(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        """Stops this kernel's runs, waits up to `grace_s` for them to be recorded, and ends git helpers."""
+        deadline = time.monotonic() + grace_s
+        for session in self.sessions.values():
+            session.executor.stop()
+        for session in self.sessions.values():
+            session.executor.wait(max(0.0, deadline - time.monotonic()))
+            session.close()
+        POLLER.close()
+
     def show(self, panel: ExperimentPanel, job) -> None:
         """Displays the job's panel, or a line of text where widgets cannot show."""
         if self.use_widgets:
@@ -154,3 +171,29 @@ def load_ipython_extension(ipython) -> None:
     ipython.register_magics(magics)
     if magics not in ipython.configurables:
         ipython.configurables.append(magics)
+    _stop_runs_at_kernel_shutdown(ipython, magics)
+
+
+def _stop_runs_at_kernel_shutdown(ipython, magics: AutoresearchMagics) -> None:
+    """Makes a kernel shutdown or restart stop the runs first, so each is recorded and no training
+    process outlives the kernel.
+
+    It has to happen in the shutdown request itself: the kernel then waits for the children in its
+    process group (git helpers among them) and is killed if they linger, before any atexit handler.
+    """
+    kernel = getattr(ipython, "kernel", None)
+    if kernel is None or getattr(kernel, "_autoresearch_shutdown_hook", None) is not None:
+        if kernel is not None:
+            kernel._autoresearch_shutdown_hook = magics    # a reloaded extension: the newest magics
+        return
+    kernel._autoresearch_shutdown_hook = magics
+    original = kernel.do_shutdown
+
+    def do_shutdown(restart):
+        try:
+            kernel._autoresearch_shutdown_hook.shutdown()
+        except Exception:  # the kernel must shut down whatever happened here
+            kernel.log.exception("autoresearch: stopping the runs at shutdown failed")
+        return original(restart)
+
+    kernel.do_shutdown = do_shutdown

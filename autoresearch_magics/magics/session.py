@@ -39,6 +39,11 @@ class Session:
         """Returns the jobs that are queued or running."""
         return [job for job, _ in self.jobs if not job.finished]
 
+    def close(self) -> None:
+        """Ends the git helper processes of this session's campaign objects (the worker's once it is idle)."""
+        for campaign in (self.reader, *(() if self.executor.busy else (self.campaign,))):
+            campaign.ledger.repo.close()
+
     def refuse_if_other_runner(self) -> None:
         """Raises UsageError when another process runs this campaign's experiments now."""
         note = read_json(self.campaign.paths.owner)
