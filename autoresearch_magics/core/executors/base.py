@@ -1,0 +1,139 @@
+"""What every executor shares: the task that travels to a worker, the events that come back,
+and the small interface the parallel loop drives (`submit`, `cancel`, `capacity`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import CampaignError
+from ..runner import RunOutcome
+
+
+class ExecutorError(CampaignError):
+    """An executor cannot start (missing extra, unreachable cluster); the message names the fix."""
+
+
+@dataclass
+class TaskSpec:
+    """One run of one experiment, self-contained: it needs no shared filesystem and no git."""
+
+    experiment: int
+    run: int
+    tag: str
+    command: str                    # run with /bin/sh in the materialised tree
+    files: dict[str, bytes]         # campaign-relative path -> content: the candidate commit's tracked files
+    executable: list[str]           # paths among `files` that get the executable bit
+    env: dict[str, str]             # AUTORESEARCH_* variables; nothing that names a path of the driver
+    timeout_s: float
+    log_cap_bytes: int
+    gpus: int = 0                   # whole devices for this run; 0 means CUDA_VISIBLE_DEVICES=""
+    data_dir: str = ""              # the campaign's data folder, used where a worker can see it
+
+    @property
+    def name(self) -> str:
+        """Returns a job name a cluster's queue can show."""
+        suffix = "" if self.run == 1 else f"-r{self.run}"
+        return f"autoresearch-{self.tag}-{self.experiment}{suffix}"
+
+
+@dataclass
+class TaskResult:
+    """How a task ended: the runner's outcome, or why there is none (a lost worker)."""
+
+    outcome: RunOutcome | None
+    error: str = ""                 # crash reason when `outcome` is None
+    job_id: str = ""
+    node: str = ""
+    cancelled: bool = False
+
+
+class TaskSink:
+    """Receives a task's events. Executors call it from their own threads, so an implementation
+    only queues what it gets."""
+
+    def started(self, job_id: str, node: str) -> None:
+        """The command is running on `node` as cluster job `job_id`."""
+
+    def lines(self, lines: list[str]) -> None:
+        """New output lines (split on \\r and \\n), in order."""
+
+    def sampled(self, rss_mb: float) -> None:
+        """The run's current resident memory."""
+
+    def finished(self, result: TaskResult) -> None:
+        """The task ended; called exactly once, last."""
+
+
+class Handle:
+    """A submitted task; `cancel` kills its process group wherever it runs."""
+
+    def cancel(self) -> None:
+        """Asks the task to stop; its sink still gets `finished` (with `stopped` set in the outcome)."""
+        raise NotImplementedError
+
+
+class Executor:
+    """Runs tasks concurrently somewhere; the parallel loop never submits more than `parallel` at once."""
+
+    name = "local"              # the results.tsv `launcher` column
+    gpus_per_experiment = 0     # whole devices each experiment gets
+
+    def open(self) -> "Executor":
+        """Connects to the cluster (if any); returns self."""
+        return self
+
+    def close(self) -> None:
+        """Disconnects; running tasks must have finished or been cancelled."""
+
+    def capacity(self) -> int | None:
+        """Returns how many experiments fit at once, or None when unknown."""
+        return None
+
+    def submit(self, spec: TaskSpec, log_path: str, sink: TaskSink) -> Handle:
+        """Starts `spec`; its output goes to `log_path` on this machine as it arrives."""
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class StreamLog:
+    """Writes streamed output lines to a log file on this machine, up to a cap; past the cap only
+    the last lines are kept and written at the end, after a note saying how much was left out."""
+
+    TAIL_LINES = 2000
+
+    def __init__(self, path: str, cap_bytes: int) -> None:
+        import collections
+        import os
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self.fh = open(path, "wb")
+        self.left = cap_bytes
+        self.cap = cap_bytes
+        self.dropped = 0
+        self.tail: collections.deque[bytes] = collections.deque(maxlen=self.TAIL_LINES)
+
+    def write(self, lines: list[str]) -> None:
+        """Appends `lines` (each gets a newline) and flushes, so readers see them at once."""
+        for line in lines:
+            data = (line + "\n").encode("utf-8", errors="replace")
+            if len(data) <= self.left:
+                self.fh.write(data)
+                self.left -= len(data)
+            else:
+                self.left = 0
+                if len(self.tail) == self.tail.maxlen:
+                    self.dropped += len(self.tail[0])
+                self.tail.append(data)
+        self.fh.flush()
+
+    def close(self) -> None:
+        """Writes the kept tail and closes the file."""
+        if self.tail:
+            if self.dropped:
+                self.fh.write(f"\n[autoresearch: {self.dropped} bytes of output omitted; "
+                              f"log capped at {self.cap} bytes]\n".encode())
+            self.fh.writelines(self.tail)
+        self.fh.close()

@@ -1,0 +1,188 @@
+"""The Ray executor: each run of an experiment is one Ray task, wherever the cluster puts it.
+
+The task asks for `num_gpus=K` (Ray then gives it its own CUDA_VISIBLE_DEVICES) and carries the
+candidate's file tree, so no shared filesystem is needed. It is a generator task: output lines
+come back while the run goes on and are written to the campaign's log here. The run itself is
+started by `worker.run_task` in its own session, so a timeout, a cancel or the death of the Ray
+worker kills the whole process group, which Ray alone would not do for grandchildren.
+
+Connect with `address`: None (a running local cluster, else a new one), "auto" (the cluster this
+node belongs to), "local" (always a new one) or "HOST:PORT" of a head node's GCS.
+"""
+from __future__ import annotations
+
+import math
+import socket
+import threading
+
+from .base import Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec
+from .worker import stream_task
+
+CONNECT_TIMEOUT_S = 30.0   # a dead address makes ray.init retry for minutes; we give up sooner
+PROBE_TIMEOUT_S = 5.0      # TCP check of HOST:PORT before Ray is asked to connect
+INSTALL_HINT = "pip install 'autoresearch-magics[ray]'"
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError(f"--executor ray needs Ray on this machine and on the cluster: {INSTALL_HINT}") from None
+    return ray
+
+
+def _ray_task(spec: TaskSpec):
+    """The Ray task body: runs `spec` on the worker and yields its events."""
+    import ray
+    context = ray.get_runtime_context()
+    devices = ",".join(str(d) for d in context.get_accelerator_ids().get("GPU", []))
+    yield from stream_task(spec, context.get_task_id() or "", devices if spec.gpus else None)
+
+
+class _RayHandle(Handle):
+    def __init__(self, generator) -> None:
+        self.generator = generator
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        # force=False raises KeyboardInterrupt in the task: stream_task's cleanup kills the run's group
+        _ray().cancel(self.generator)
+
+
+class RayExecutor(Executor):
+    """Runs experiments as Ray tasks on an existing or a local Ray cluster."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, gpus_per_experiment: int = 0, cpus_per_experiment: float = 1,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S, runtime_env: dict | None = None) -> None:
+        self.address = address
+        self.gpus_per_experiment = gpus_per_experiment
+        self.cpus_per_experiment = cpus_per_experiment
+        self.connect_timeout_s = connect_timeout_s
+        self.runtime_env = runtime_env
+        self._connected_here = False
+        self._remote = None
+
+    def open(self) -> "RayExecutor":
+        ray = _ray()
+        if not ray.is_initialized():
+            connect(self.address, self.connect_timeout_s, self.runtime_env)
+            self._connected_here = True
+        # retries would run an experiment twice and hide a lost worker: a lost run is a crash
+        self._remote = ray.remote(max_retries=0, num_cpus=self.cpus_per_experiment)(_ray_task)
+        return self
+
+    def close(self) -> None:
+        if self._connected_here:
+            _ray().shutdown()
+            self._connected_here = False
+
+    def capacity(self) -> int | None:
+        resources = _ray().cluster_resources()
+        if self.gpus_per_experiment:
+            return math.floor(resources.get("GPU", 0) / self.gpus_per_experiment)
+        return math.floor(resources.get("CPU", 0) / max(self.cpus_per_experiment, 1e-9)) or None
+
+    def submit(self, spec: TaskSpec, log_path: str, sink: TaskSink) -> Handle:
+        if self._remote is None:
+            self.open()
+        generator = self._remote.options(num_gpus=spec.gpus, name=spec.name).remote(spec)
+        handle = _RayHandle(generator)
+        threading.Thread(target=_follow, args=(handle, spec, log_path, sink), name=spec.name, daemon=True).start()
+        return handle
+
+
+def _follow(handle: _RayHandle, spec: TaskSpec, log_path: str, sink: TaskSink) -> None:
+    """Reads a task's events until it ends; writes its log and tells the sink."""
+    ray = _ray()
+    job_id = handle.generator.completed().task_id().hex()
+    node = ""
+    result = None
+    log = StreamLog(log_path, spec.log_cap_bytes)
+    try:
+        for ref in handle.generator:
+            event = ray.get(ref)
+            kind = event["kind"]
+            if kind == "started":
+                node = event["node"]
+                sink.started(job_id, node)
+            elif kind == "output":
+                log.write(event["lines"])
+                if event["lines"]:
+                    sink.lines(event["lines"])
+                if event["rss_mb"] is not None:
+                    sink.sampled(event["rss_mb"])
+            elif kind == "done":
+                result = TaskResult(event["value"], job_id=job_id, node=event["node"])
+            elif kind == "error":
+                result = TaskResult(None, f"could not start on {event['node']}: {event['value']}", job_id, event["node"])
+    except ray.exceptions.TaskCancelledError:
+        result = TaskResult(None, "stopped by user", job_id, node, cancelled=True)
+    except ray.exceptions.RayError as exc:
+        if handle.cancelled:
+            result = TaskResult(None, "stopped by user", job_id, node, cancelled=True)
+        else:
+            result = TaskResult(None, f"worker lost{' on ' + node if node else ''}: {_first_line(exc)}", job_id, node)
+    except Exception as exc:  # the experiment crashes; the other experiments of the batch go on
+        result = TaskResult(None, f"executor error: {type(exc).__name__}: {_first_line(exc)}", job_id, node)
+    finally:
+        log.close()
+        sink.finished(result or TaskResult(None, "worker lost: the task ended without a result", job_id, node))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S, runtime_env: dict | None = None) -> None:
+    """Connects this process to Ray, or raises ExecutorError within about `timeout_s` seconds."""
+    ray = _ray()
+    where = address or "a local cluster"
+    if address not in (None, "", "auto", "local"):
+        host, port = _host_port(address)
+        _probe(host, port, min(PROBE_TIMEOUT_S, timeout_s))
+    outcome: dict = {}
+
+    def init() -> None:
+        try:
+            ray.init(address=address or None, runtime_env=runtime_env, log_to_driver=False,
+                     configure_logging=False)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=init, name="ray-connect", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise ExecutorError(f"Ray at {where} did not complete the connection within {timeout_s:g}s: check that "
+                            f"the address is the head node's GCS address (`ray status` on the head prints it) "
+                            f"and that this machine can reach every port of that node")
+    if "error" in outcome:
+        exc = outcome["error"]
+        hint = ("start one with `ray start --head`, or leave --address out to start a local cluster"
+                if address == "auto" else "check the address, or leave --address out to start a local cluster")
+        raise ExecutorError(f"cannot connect to Ray at {where}: {_first_line(exc)}; {hint}") from None
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    text = address.split("://", 1)[-1]
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ExecutorError(f"cannot read Ray address {address!r}: give HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+    return host.strip("[]"), int(port)
+
+
+def _probe(host: str, port: int, timeout_s: float) -> None:
+    """Raises ExecutorError unless something accepts TCP connections at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except socket.timeout:
+        raise ExecutorError(f"no answer from Ray at {host}:{port} within {timeout_s:g}s: check the address and "
+                            f"that a firewall does not drop the connection") from None
+    except OSError as exc:
+        raise ExecutorError(f"no Ray cluster at {host}:{port} ({exc.strerror or exc}): start one there with "
+                            f"`ray start --head --port {port}`, or check the address") from None
