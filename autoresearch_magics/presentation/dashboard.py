@@ -14,6 +14,7 @@ import ipywidgets as widgets
 
 from ..core.live import read_live
 from .html import MONO, badge, esc, number, results_table
+from .throttle import TraitBatcher
 
 REFRESH_S = 1.0          # how often the poller looks at the campaign files
 TABLE_ROWS = 12          # recent results shown
@@ -26,7 +27,7 @@ class Dashboard:
         self.campaign = campaign            # a reader: this object never runs anything
         self.with_plot = with_plot
         self.live = True
-        self.messages = 0
+        self._batch = TraitBatcher()
         self._lock = threading.Lock()
         self._seen_results = None
         self.summary = widgets.HTML()
@@ -44,16 +45,11 @@ class Dashboard:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _set(self, widget, **traits) -> None:
-        changed = {k: v for k, v in traits.items() if getattr(widget, k) != v}
-        if changed:
-            with widget.hold_sync():
-                for key, value in changed.items():
-                    setattr(widget, key, value)
-            self.messages += 1
+        self._batch.set(widget, **traits)
 
     def refresh(self) -> None:
         """Redraws the parts whose source files changed."""
-        with self._lock:
+        with self._lock, self._batch.hold():
             self._refresh_results()
             self._refresh_live()
 

@@ -1,14 +1,12 @@
 """The live panel of one background job (an experiment or a loop), as ipywidgets.
 
 The panel is a listener: the worker thread calls it, and it only sets widget traits (never
-prints or displays). Every update goes through `_set`, which skips unchanged values and batches
-a widget's traits into one message; snapshots are applied at most every MIN_UPDATE_S, so a
-panel sends well under 10 messages a second.
+prints or displays). Every change goes through a TraitBatcher, which merges them and keeps the
+panel under 10 widget messages a second; a job's end is flushed before the job reports done.
 """
 from __future__ import annotations
 
 import threading
-import time
 
 import ipywidgets as widgets
 
@@ -16,8 +14,8 @@ from ..core.background import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, Job
 from ..core.errors import CampaignError
 from ..core.events import ExperimentResult
 from .html import MONO, badge, diff_html, esc, number, pre
+from .throttle import TraitBatcher
 
-MIN_UPDATE_S = 0.5       # between applied progress snapshots
 TAIL_LINES = 12          # log lines shown while running and after the end
 HISTORY_LINES = 20       # finished experiments listed in a loop's panel
 NOTES = 3                # loop messages kept
@@ -33,8 +31,7 @@ class ExperimentPanel(JobListener):
         self.run = 1                          # repeat runs of one experiment count from 1
         self.finished_lines: list[str] = []
         self.notes_text: list[str] = []
-        self.messages = 0                     # widget update messages sent, for the traffic budget
-        self._last_update = 0.0
+        self._batch = TraitBatcher()
         self._lock = threading.RLock()        # the main thread (queueing) and the worker both update
         self.header = widgets.HTML()
         self.diff = widgets.HTML()
@@ -54,16 +51,16 @@ class ExperimentPanel(JobListener):
         return self.widget._repr_mimebundle_(**kwargs)
 
     # -- helpers -------------------------------------------------------------------------------
+    @property
+    def messages(self) -> int:
+        """Returns how many widget update messages the panel sent."""
+        return self._batch.messages
+
     def _set(self, widget, **traits) -> None:
-        """Sets the traits that changed, as one message."""
-        with self._lock:
-            changed = {k: v for k, v in traits.items() if getattr(widget, k) != v}
-            if not changed:
-                return
-            with widget.hold_sync():
-                for key, value in changed.items():
-                    setattr(widget, key, value)
-            self.messages += 1
+        self._batch.set(widget, **traits)
+
+    def _get(self, widget, name: str):
+        return self._batch.value(widget, name)
 
     def _show_tail(self, lines: list[str]) -> None:
         # replacing `outputs` is thread-safe; `with out:` / clear_output() are not
@@ -87,6 +84,12 @@ class ExperimentPanel(JobListener):
 
     # -- JobListener ---------------------------------------------------------------------------
     def job_changed(self, job: Job) -> None:
+        with self._lock, self._batch.hold():
+            self._show_job(job)
+        if job.finished:
+            self._batch.flush(wait=True)  # before the job reports done: a waiting cell sees the end
+
+    def _show_job(self, job: Job) -> None:
         if job.state == QUEUED:
             self._title("queued", f"&middot; {job.ahead} ahead; starts when they end "
                                   f"(<code>%autoresearch stop</code> cancels the queue)")
@@ -112,7 +115,7 @@ class ExperimentPanel(JobListener):
                 self._title("stopped", "&middot; before it started")
 
     def experiment_started(self, info: dict) -> None:
-        with self._lock:
+        with self._lock, self._batch.hold():
             self.experiment, self.run = info["experiment"], info.get("run", 1)
             if self.kind != "loop":
                 self.description = info["description"]
@@ -123,18 +126,18 @@ class ExperimentPanel(JobListener):
             self.budget_s = info.get("budget_s", self.budget_s)
             self._set(self.progress, value=0.0, description="0%", bar_style="info")
             self._set(self.stats, value=f"<span style='{MONO}'>starting&hellip;</span>")
-            if self.outcome.value:  # an earlier experiment of this job (a baseline, a loop step)
-                self.finished_lines.append(self.outcome.value)
+            earlier = self._get(self.outcome, "value")
+            if earlier:  # an earlier experiment of this job (a baseline, a loop step)
+                self.finished_lines.append(earlier)
                 self._show_history()
             self._set(self.outcome, value="")
             self._show_tail([])
-            self._last_update = 0.0
 
     def updated(self, snapshot: dict) -> None:
-        now = time.monotonic()
-        if now - self._last_update < MIN_UPDATE_S:
-            return
-        self._last_update = now
+        with self._lock, self._batch.hold():
+            self._show_progress(snapshot)
+
+    def _show_progress(self, snapshot: dict) -> None:
         fraction = float(snapshot.get("training_fraction") or 0.0)
         label = f"{100 * fraction:.0f}%" if fraction < 1.0 else "eval"
         self._set(self.progress, value=fraction, description=label)
@@ -153,10 +156,10 @@ class ExperimentPanel(JobListener):
             self._show_tail(snapshot["tail"])
 
     def experiment_finished(self, result: ExperimentResult) -> None:
-        with self._lock:
+        with self._lock, self._batch.hold():
             self._set(self.outcome, value=describe_outcome(result, self.metric))
             style = {"keep": "success", "discard": "", "crash": "danger"}[result.status]
-            final = 1.0 if result.status != "crash" else self.progress.value
+            final = 1.0 if result.status != "crash" else self._get(self.progress, "value")
             self._set(self.progress, value=final, bar_style=style,
                       description="done" if result.status != "crash" else "crash")
             self._show_tail(result.tail)
@@ -169,7 +172,7 @@ class ExperimentPanel(JobListener):
                                        f"{f' ({more} more not shown)' if more else ''}:</div>" + "".join(shown)))
 
     def message(self, text: str) -> None:
-        with self._lock:
+        with self._lock, self._batch.hold():
             self.notes_text = (self.notes_text + [text])[-NOTES:]
             self._set(self.notes, value=pre(self.notes_text))
 

@@ -142,7 +142,7 @@ def _label_kept(ax, kept: pd.DataFrame, metric: str, direction: str) -> None:
 
 def _title(data: pd.DataFrame, kept: pd.DataFrame, metric: str, direction: str) -> str:
     counts = data["status"].astype(str).value_counts()
-    head = (f"{len(data)} runs: {counts.get('keep', 0)} kept, {counts.get('discard', 0)} discarded, "
+    head = (f"{len(data)} experiments: {counts.get('keep', 0)} kept, {counts.get('discard', 0)} discarded, "
             f"{counts.get('crash', 0)} crashed")
     if kept.empty:
         return head
