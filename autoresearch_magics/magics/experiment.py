@@ -31,11 +31,26 @@ def run_cell(ctx, args, cell: str):
                              f"a cell with the current {editable}.")
         new_text = cell if cell.endswith("\n") else cell + "\n"
         files = {editable: new_text}
+    diff = unified_diff(base_text, new_text, editable, label)
     panel = ctx.new_panel(session, args.message)
-    panel.show_diff(unified_diff(base_text, new_text, editable, label), f"diff against the best ({label})")
+    panel.show_diff(diff, f"diff against the best ({label})")
     job = ctx.submit(session, panel, lambda listener: session.executor.submit_experiment(
         args.message, files, seed=args.seed, listener=listener))
+    if not ctx.use_widgets:
+        print(diff_text(diff, label))
     ctx.show(panel, job)
     if args.wait:
         return _wait(ctx, session, None)
     return None
+
+
+def diff_text(diff: str, label: str, max_lines: int = 40) -> str:
+    """Returns the diff for a plain-text front end: whole when short, its size otherwise."""
+    if not diff:
+        return f"no change against the best ({label}): a re-run"
+    lines = diff.splitlines()
+    if len(lines) <= max_lines:
+        return diff.rstrip("\n")
+    added = sum(1 for l in lines if l.startswith("+") and not l.startswith("+++"))
+    removed = sum(1 for l in lines if l.startswith("-") and not l.startswith("---"))
+    return f"diff against the best ({label}): +{added} -{removed} lines (`%autoresearch show N` prints it later)"
