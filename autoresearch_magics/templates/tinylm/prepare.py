@@ -259,9 +259,9 @@ def ensure_data(data_dir=None, collect=collect_documents):
             _build(tmp, collect)
             try:
                 os.rename(tmp, final)  # atomic; fails if a concurrent run got there first
-            except OSError:
+            except OSError as error:
                 if not (final / "meta.json").exists():
-                    raise
+                    raise RuntimeError(f"{final} is incomplete: delete it and run again") from error
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return json.loads((final / "meta.json").read_text(encoding="utf-8"))
@@ -285,6 +285,8 @@ def load_tokens(split, data_dir=None):
 def make_dataloader(batch_size, seq_len, device="cpu", seed=SEED, data_dir=None):
     """Yields (x, y, epoch) forever: each epoch visits every train window once, shuffled."""
     tokens = load_tokens("train", data_dir)
+    if len(tokens) <= batch_size * seq_len:
+        raise ValueError(f"{len(tokens)} train tokens cannot fill a {batch_size}x{seq_len} batch")
     gen = torch.Generator().manual_seed(seed)
     epoch = 0
     while True:
