@@ -81,7 +81,7 @@ def test_working_copy_proposals_start_from_the_same_place(tmp_path):
 
 def test_stop_cancels_every_running_experiment_and_kills_its_group(tmp_path):
     campaign = script_campaign(tmp_path)
-    run_parallel_loop(campaign, RerunProposer(), 0, executor=LocalPoolExecutor())  # the baseline alone
+    run_parallel_loop(campaign, ValuesProposer(), None, executor=LocalPoolExecutor())  # the baseline alone
     stop = threading.Event()
     proposer = ValuesProposer(*[{"VALUE": 0.5, "SLEEP_S": 60, "SPAWN": True}] * 3)
     thread, box = in_thread(run_parallel_loop, campaign, proposer, None, executor=LocalPoolExecutor(),
@@ -111,7 +111,7 @@ def test_repeats_rule_gets_its_extra_runs_inside_the_batch(tmp_path):
 
 def test_runs_of_a_batch_that_lost_its_runner_are_recorded_as_interrupted(tmp_path):
     campaign = script_campaign(tmp_path)
-    run_parallel_loop(campaign, RerunProposer(), 0, executor=LocalPoolExecutor())
+    run_parallel_loop(campaign, ValuesProposer(), None, executor=LocalPoolExecutor())
     tip = campaign.ledger.tip()
     campaign.ledger.set_ref(experiment_ref("t", 2), tip)
     write_json_atomic(campaign.paths.state / "batch.json", {"runner_pid": 1, "launcher": "ray", "runs": [

@@ -70,8 +70,10 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             connect(self.address, self.connect_timeout_s, self.runtime_env)
             self._connected_here = True
-        # retries would run an experiment twice and hide a lost worker: a lost run is a crash
-        self._remote = ray.remote(max_retries=0, num_cpus=self.cpus_per_experiment)(_ray_task)
+        # retries would run an experiment twice and hide a lost worker: a lost run is a crash.
+        # max_calls=0 lets GPU tasks reuse warm workers (Ray's default of 1 starts a fresh worker
+        # per GPU task, a second or more each); the GPU is used by the child, which has exited.
+        self._remote = ray.remote(max_retries=0, max_calls=0, num_cpus=self.cpus_per_experiment)(_ray_task)
         return self
 
     def close(self) -> None:
