@@ -33,7 +33,8 @@ def run_cell(ctx, args, cell: str):
         files = {editable: new_text}
     diff = unified_diff(base_text, new_text, editable, label)
     panel = ctx.new_panel(session, args.message)
-    panel.show_diff(diff, f"diff against the best ({label})")
+    panel.show_diff(diff, f"diff against the best ({label})" if diff else
+                    f"no change against the best ({label}): a re-run")
     job = ctx.submit(session, panel, lambda listener: session.executor.submit_experiment(
         args.message, files, seed=args.seed, listener=listener))
     if not ctx.use_widgets:

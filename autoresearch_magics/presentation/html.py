@@ -31,7 +31,7 @@ def number(value, digits: int = 6) -> str:
 def diff_html(diff: str, label: str, open_up_to_lines: int = 40) -> str:
     """Returns a collapsible, coloured unified diff; short diffs start unfolded."""
     if not diff.strip():
-        return f"<div style='{MONO}; color:#57606a'>{esc(label)}: no change (a re-run)</div>"
+        return f"<div style='{MONO}; color:#57606a'>{esc(label)}</div>"
     lines = diff.splitlines()
     added = sum(1 for l in lines if l.startswith("+") and not l.startswith("+++"))
     removed = sum(1 for l in lines if l.startswith("-") and not l.startswith("---"))

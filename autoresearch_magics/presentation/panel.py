@@ -35,14 +35,16 @@ class ExperimentPanel(JobListener):
         self._lock = threading.RLock()        # the main thread (queueing) and the worker both update
         self.header = widgets.HTML()
         self.diff = widgets.HTML()
-        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="",
-                                              layout=widgets.Layout(width="60%"))
+        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="", bar_style="info",
+                                              layout=widgets.Layout(width="38%", min_width="220px"))
         self.stats = widgets.HTML()
         self.tail = widgets.Output(layout=widgets.Layout(max_height="16em", overflow="auto"))
         self.outcome = widgets.HTML()
         self.history = widgets.HTML()
         self.notes = widgets.HTML()
-        self.widget = widgets.VBox([self.header, self.diff, widgets.HBox([self.progress, self.stats]),
+        self.widget = widgets.VBox([self.header, self.diff,
+                                    widgets.HBox([self.progress, self.stats],
+                                                 layout=widgets.Layout(align_items="center")),
                                     self.tail, self.outcome, self.history, self.notes],
                                    layout=widgets.Layout(border="1px solid #d0d7de", padding="4px 8px"))
         self.widget.add_class("autoresearch-panel")
@@ -121,7 +123,7 @@ class ExperimentPanel(JobListener):
                 self.description = info["description"]
             self._title("running")
             label = (f"diff against the best ({info['parent']})" if info["commit"] != info["parent"]
-                     else f"{info['description']}: train.py as committed ({info['commit']})")
+                     else f"runs train.py as committed ({info['commit']}), unchanged")
             self.show_diff(info.get("diff", ""), label)
             self.budget_s = info.get("budget_s", self.budget_s)
             self._set(self.progress, value=0.0, description="0%", bar_style="info")

@@ -72,7 +72,8 @@ def plot_progress(frame: pd.DataFrame, metric: str, direction: str = "min", titl
         inside = valued[(valued[metric] >= lo) & (valued[metric] <= hi)]
         outside = valued[(valued[metric] < lo) | (valued[metric] > hi)]
         in_discard = inside[inside["status"].astype(str) == "discard"]
-        ax.scatter(in_discard["x"], in_discard[metric], s=22, color=DISCARD, zorder=2, label="discarded")
+        if not in_discard.empty:
+            ax.scatter(in_discard["x"], in_discard[metric], s=22, color=DISCARD, zorder=2, label="discarded")
         if not outside.empty:  # off-scale results, pinned to the edge they fell beyond
             top = (outside[metric] > hi).to_numpy()
             ax.scatter(outside["x"][top], np.full(top.sum(), 0.985), transform=edge, marker="^", s=26,
@@ -92,7 +93,7 @@ def plot_progress(frame: pd.DataFrame, metric: str, direction: str = "min", titl
         ax.scatter(crashed["x"], np.full(len(crashed), 0.04), transform=edge, marker="x", s=40, color=CRASH,
                    linewidth=1.6, clip_on=False, zorder=5, label=f"crash ({len(crashed)})")
     ax.set_xlim(0.5, float(data["x"].max()) + 0.5)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
     ax.set_title(title or _title(data, kept, metric, direction), fontsize=11)
     if not kept.empty and not valued.empty:
@@ -142,7 +143,7 @@ def _label_kept(ax, kept: pd.DataFrame, metric: str, direction: str) -> None:
 
 def _title(data: pd.DataFrame, kept: pd.DataFrame, metric: str, direction: str) -> str:
     counts = data["status"].astype(str).value_counts()
-    head = (f"{len(data)} experiments: {counts.get('keep', 0)} kept, {counts.get('discard', 0)} discarded, "
+    head = (f"{len(data)} experiment{'s' if len(data) != 1 else ''}: {counts.get('keep', 0)} kept, {counts.get('discard', 0)} discarded, "
             f"{counts.get('crash', 0)} crashed")
     if kept.empty:
         return head
