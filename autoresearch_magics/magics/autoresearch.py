@@ -21,7 +21,7 @@ from ..presentation.panel import ExperimentPanel
 from . import experiment as experiment_cell
 from .commands import COMMANDS, cmd_terminal_only
 from .parsing import ALL_VERBS, EXPERIMENT_ARGS, HelpShown, build_parser, parse_verb, split, verbs_help
-from .session import Session
+from .session import Session, close_git
 
 
 SHUTDOWN_GRACE_S = 2.0   # a closing kernel waits this long for stopped runs to be recorded (its
@@ -153,7 +153,8 @@ class AutoresearchMagics(Magics):
         for session in self.sessions.values():
             session.executor.wait(max(0.0, deadline - time.monotonic()))
             session.close()
-        POLLER.close()
+        for board in POLLER.close():
+            close_git(board.campaign)
 
     def show(self, panel: ExperimentPanel, job) -> None:
         """Displays the job's panel, or a line of text where widgets cannot show."""

@@ -42,7 +42,7 @@ class Session:
     def close(self) -> None:
         """Ends the git helper processes of this session's campaign objects (the worker's once it is idle)."""
         for campaign in (self.reader, *(() if self.executor.busy else (self.campaign,))):
-            campaign.ledger.repo.close()
+            close_git(campaign)
 
     def refuse_if_other_runner(self) -> None:
         """Raises UsageError when another process runs this campaign's experiments now."""
@@ -52,3 +52,9 @@ class Session:
         raise UsageError(f"campaign {self.root} is busy: process {note['pid']} ({note.get('purpose', 'run')}: "
                          f"{note.get('argv', '')}) runs its experiments. `%autoresearch wait` waits for it; "
                          f"`%autoresearch stop` asks it to stop.")
+
+
+def close_git(campaign: Campaign) -> None:
+    """Ends the `git cat-file` helpers GitPython keeps for `campaign` (a closing kernel waits for every
+    child in its process group, and kills itself, atexit handlers unrun, if they linger)."""
+    campaign.ledger.repo.close()

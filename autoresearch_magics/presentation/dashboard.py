@@ -137,14 +137,14 @@ class _Poller:
         if previous is not None and previous is not dashboard:
             previous.freeze("not refreshing: a newer dashboard of this campaign is live")
 
-    def close(self) -> None:
-        """Stops every dashboard and ends their git helper processes (the kernel is closing)."""
+    def close(self) -> list[Dashboard]:
+        """Stops every dashboard (the kernel is closing); returns them."""
         with self._lock:
             boards = list(self._dashboards.values())
             self._dashboards.clear()
         for board in boards:
             board.live = False
-            board.campaign.ledger.repo.close()
+        return boards
 
     def _run(self) -> None:
         while True:
