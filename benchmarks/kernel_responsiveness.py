@@ -8,7 +8,8 @@ round trip (request sent -> execute_reply received), in three situations, one af
   naive     `!python train.py` in a cell, which blocks the kernel for the whole run.
 
 During the magic run it also counts the widget messages the run's panel sends (comm updates on
-IOPub), per second. Targets: p99 <= 50 ms during a run; <= 10 widget messages a second.
+IOPub), per second, and those of a live dashboard shown meanwhile. Targets: p99 <= 50 ms during a
+run; <= 10 widget messages a second per panel.
 
 Usage:  python benchmarks/kernel_responsiveness.py [--budget 20] [--rate 20] [--json out.json]
 
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import queue
+import shutil
 import sys
 import tempfile
 import time
@@ -166,6 +168,8 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=BUDGET_S, help="training seconds per run")
     parser.add_argument("--rate", type=float, default=RATE_HZ, help="probe requests per second")
     parser.add_argument("--idle", type=float, default=IDLE_S, help="seconds of idle measurement")
+    parser.add_argument("--template", choices=("tinylm", "burner"),
+                        help="training script: tinylm (the default when installed) or a CPU-burning toy script")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -184,10 +188,11 @@ def main(argv=None) -> int:
     (spec / "kernel.json").write_text(json.dumps({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
                                                            "{connection_file}"], "display_name": "bench",
                                                   "language": "python"}))
-    template = "tinylm" if "tinylm" in templates.names() else "toy"
+    template = args.template or ("tinylm" if "tinylm" in templates.names() else "burner")
     root = work / "campaign"
-    campaign = Campaign.init(root, tag="bench", template=template, budget_s=args.budget)
-    if template == "toy":
+    campaign = Campaign.init(root, tag="bench", template="toy" if template == "burner" else template,
+                             budget_s=args.budget)
+    if template == "burner":
         (root / "train.py").write_text(BURNER)
         campaign.ledger.commit_files(["train.py"], "benchmark: CPU-burning script")
     if template == "tinylm":  # build the data once, outside the measurement
@@ -209,8 +214,9 @@ def main(argv=None) -> int:
         until = time.monotonic() + args.idle
         figures["idle"] = percentiles(probe.run(lambda: time.monotonic() > until))
 
-        # 2. %autoresearch run: background thread, panel updating
+        # 2. %autoresearch run: background thread, its panel and a live dashboard updating
         probe.iopub.clear()
+        status_cell = execute_and_wait(client, "%autoresearch status", iopub=probe.iopub)["parent_header"]["msg_id"]
         reply = execute_and_wait(client, '%autoresearch run -m "benchmark run"', iopub=probe.iopub)
         run_cell = reply["parent_header"]["msg_id"]
         cpu = CpuMeter(km.provisioner.pid)
@@ -230,9 +236,12 @@ def main(argv=None) -> int:
         figures["magic"] = {**percentiles(magic), "run_s": round(time.monotonic() - started, 1),
                             "training_cpu_percent": cpu.median()}
         probe.drain_iopub()
-        panel_comms = {msg["content"]["comm_id"] for _, msg in probe.iopub
-                       if msg["msg_type"] == "comm_open" and msg["parent_header"].get("msg_id") == run_cell}
+        def opened_by(cell):
+            return {msg["content"]["comm_id"] for _, msg in probe.iopub
+                    if msg["msg_type"] == "comm_open" and msg["parent_header"].get("msg_id") == cell}
+        panel_comms, board_comms = opened_by(run_cell), opened_by(status_cell)
         figures["widget_traffic"] = {**widget_traffic(probe.iopub, panel_comms), "panel_widgets": len(panel_comms)}
+        figures["dashboard_traffic"] = {**widget_traffic(probe.iopub, board_comms), "widgets": len(board_comms)}
         figures["magic"]["outcome"] = reader.rows()[-1]["status"]
 
         # 3. the naive way: a shell escape that blocks the kernel for the whole run
@@ -256,12 +265,13 @@ def main(argv=None) -> int:
     finally:
         client.stop_channels()
         km.shutdown_kernel(now=True)
+        shutil.rmtree(work, ignore_errors=True)
 
     report(figures)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
-    ok = (figures["magic"]["p99_ms"] or 0) <= P99_TARGET_MS and \
-        figures["widget_traffic"]["busiest_second"] <= WIDGET_TARGET
+    busiest = max(figures["widget_traffic"]["busiest_second"], figures["dashboard_traffic"]["busiest_second"])
+    ok = (figures["magic"]["p99_ms"] or 0) <= P99_TARGET_MS and busiest <= WIDGET_TARGET
     return 0 if ok else 1
 
 
@@ -279,6 +289,9 @@ def report(figures: dict) -> None:
     traffic = figures["widget_traffic"]
     print(f"panel widget traffic: {traffic['messages']} messages from {traffic['panel_widgets']} widgets, mean "
           f"{traffic['mean_per_s']}/s, busiest second {traffic['busiest_second']} (target <= {WIDGET_TARGET})")
+    board = figures["dashboard_traffic"]
+    print(f"dashboard traffic (displayed during the run): {board['messages']} messages, mean {board['mean_per_s']}/s, "
+          f"busiest second {board['busiest_second']}")
     verdict = "PASS" if (figures["magic"]["p99_ms"] or 0) <= P99_TARGET_MS else "FAIL"
     print(f"p99 during a background run: {figures['magic']['p99_ms']} ms (target <= {P99_TARGET_MS:g}): {verdict}")
 

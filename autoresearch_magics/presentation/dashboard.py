@@ -38,8 +38,8 @@ class Dashboard:
         self.footer = widgets.HTML()
         children = [self.summary, widgets.HBox([self.progress, self.running]), self.table]
         self.widget = widgets.VBox(children + ([self.plot] if with_plot else []) + [self.footer],
-                                   layout=widgets.Layout(border="1px solid #d0d7de", padding="4px 8px"))
-        self.widget.add_class("autoresearch-dashboard")
+                                   layout=widgets.Layout(border="1px solid #d0d7de", padding="4px 8px"),
+                                   _dom_classes=("autoresearch-dashboard",))
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

@@ -35,7 +35,7 @@ class ExperimentPanel(JobListener):
         self._lock = threading.RLock()        # the main thread (queueing) and the worker both update
         self.header = widgets.HTML()
         self.diff = widgets.HTML()
-        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="", bar_style="info",
+        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="0%", bar_style="info",
                                               layout=widgets.Layout(width="38%", min_width="220px"))
         self.stats = widgets.HTML()
         self.tail = widgets.Output(layout=widgets.Layout(max_height="16em", overflow="auto"))
@@ -46,8 +46,8 @@ class ExperimentPanel(JobListener):
                                     widgets.HBox([self.progress, self.stats],
                                                  layout=widgets.Layout(align_items="center")),
                                     self.tail, self.outcome, self.history, self.notes],
-                                   layout=widgets.Layout(border="1px solid #d0d7de", padding="4px 8px"))
-        self.widget.add_class("autoresearch-panel")
+                                   layout=widgets.Layout(border="1px solid #d0d7de", padding="4px 8px"),
+                                   _dom_classes=("autoresearch-panel",))
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -92,7 +92,9 @@ class ExperimentPanel(JobListener):
             self._batch.flush(wait=True)  # before the job reports done: a waiting cell sees the end
 
     def _show_job(self, job: Job) -> None:
-        if job.state == QUEUED:
+        if job.state == QUEUED and job.ahead == 0:
+            self._title("running")  # it starts at once: no "queued" flash
+        elif job.state == QUEUED:
             self._title("queued", f"&middot; {job.ahead} ahead; starts when they end "
                                   f"(<code>%autoresearch stop</code> cancels the queue)")
         elif job.state == RUNNING:
