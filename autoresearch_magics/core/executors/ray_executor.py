@@ -6,12 +6,14 @@ come back while the run goes on and are written to the campaign's log here. The 
 started by `worker.run_task` in its own session, so a timeout, a cancel or the death of the Ray
 worker kills the whole process group, which Ray alone would not do for grandchildren.
 
-Connect with `address`: None (a running local cluster, else a new one), "auto" (the cluster this
-node belongs to), "local" (always a new one) or "HOST:PORT" of a head node's GCS.
+Connect with `address`: None (the cluster RAY_ADDRESS names, else a new local one), "auto" (the
+cluster this node belongs to), "local" (a new one) or "HOST:PORT" of a head node's GCS.
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
 import socket
 import threading
 
@@ -140,33 +142,55 @@ def _first_line(exc: BaseException) -> str:
 
 
 def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S, runtime_env: dict | None = None) -> None:
-    """Connects this process to Ray, or raises ExecutorError within about `timeout_s` seconds."""
+    """Connects this process to Ray, or raises ExecutorError within about `timeout_s` seconds.
+
+    No address (and no RAY_ADDRESS) starts a local cluster, in the calling thread: Ray ties the
+    processes it starts to the life of the thread that started them.
+    """
     ray = _ray()
-    where = address or "a local cluster"
-    if address not in (None, "", "auto", "local"):
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    options = {"runtime_env": runtime_env, "log_to_driver": False, "configure_logging": False}
+    if address == "local":
+        try:
+            ray.init(address="local", **options)
+        except Exception as exc:
+            raise ExecutorError(f"cannot start a local Ray cluster: {_first_line(exc)}") from None
+        return
+    if address != "auto":
         host, port = _host_port(address)
         _probe(host, port, min(PROBE_TIMEOUT_S, timeout_s))
     outcome: dict = {}
 
     def init() -> None:
         try:
-            ray.init(address=address or None, runtime_env=runtime_env, log_to_driver=False,
-                     configure_logging=False)
+            ray.init(address=address, **options)
         except BaseException as exc:  # handed to the caller's thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=init, name="ray-connect", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
+    # ray.init retries a silent address for minutes: it runs on a thread we can stop waiting for
+    quiet = _NotMainThreadNote()
+    logging.getLogger("ray._private.worker").addFilter(quiet)
+    try:
+        thread = threading.Thread(target=init, name="ray-connect", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+    finally:
+        logging.getLogger("ray._private.worker").removeFilter(quiet)
     if thread.is_alive():
-        raise ExecutorError(f"Ray at {where} did not complete the connection within {timeout_s:g}s: check that "
+        raise ExecutorError(f"Ray at {address} did not complete the connection within {timeout_s:g}s: check that "
                             f"the address is the head node's GCS address (`ray status` on the head prints it) "
                             f"and that this machine can reach every port of that node")
     if "error" in outcome:
-        exc = outcome["error"]
         hint = ("start one with `ray start --head`, or leave --address out to start a local cluster"
                 if address == "auto" else "check the address, or leave --address out to start a local cluster")
-        raise ExecutorError(f"cannot connect to Ray at {where}: {_first_line(exc)}; {hint}") from None
+        raise ExecutorError(f"cannot connect to Ray at {address}: {_first_line(outcome['error'])}; {hint}") from None
+
+
+class _NotMainThreadNote(logging.Filter):
+    """Drops Ray's note that a connection made off the main thread sets no SIGTERM handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not the main thread" not in record.getMessage()
 
 
 def _host_port(address: str) -> tuple[str, int]:
