@@ -169,6 +169,8 @@ POLLER = _Poller()
 
 def live_dashboard(campaign, with_plot: bool = True) -> Dashboard:
     """Returns a dashboard drawn now and kept fresh by the shared poller."""
+    if with_plot:
+        from . import plot  # noqa: F401  matplotlib loads here, not in the poller while a run trains
     board = Dashboard(campaign, with_plot)
     board.refresh()
     POLLER.add(board)
