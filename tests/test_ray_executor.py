@@ -172,3 +172,9 @@ def test_an_address_that_does_not_answer_fails_within_bounded_time():
         silent.close()
     seconds = float(line.split("s ", 1)[0])
     assert seconds < 10 and ("did not complete the connection within 4s" in line or "cannot connect" in line), line
+
+
+def test_asking_for_more_gpus_than_the_cluster_has_fails_at_once(cluster):
+    from autoresearch_magics.core.executors.base import ExecutorError
+    with pytest.raises(ExecutorError, match="asks for 8 GPU.*has 4 in all"):
+        RayExecutor(gpus_per_experiment=8).open()

@@ -72,6 +72,11 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             connect(self.address, self.connect_timeout_s, self.runtime_env)
             self._connected_here = True
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if self.gpus_per_experiment > gpus:  # Ray would keep such a task pending for ever
+            self.close()
+            raise ExecutorError(f"each experiment asks for {self.gpus_per_experiment} GPU(s) but the Ray cluster has "
+                                f"{gpus:g} in all: lower --gpus-per-experiment, or add GPU nodes to the cluster")
         # retries would run an experiment twice and hide a lost worker: a lost run is a crash.
         # max_calls=0 lets GPU tasks reuse warm workers (Ray's default of 1 starts a fresh worker
         # per GPU task, a second or more each); the GPU is used by the child, which has exited.
