@@ -10,8 +10,9 @@ one results.tsv writer; until then `.autoresearch/batch.json` lists the runs in 
 runner that dies mid-batch leaves them recorded as crashes ('interrupted'), never lost. A keep
 rule that asks for more runs (repeats) gets them inside the batch, run concurrently as well.
 
-Follow one batch through `run_parallel_loop`: `propose_batch` -> `commit_batch` (ledger) ->
-`run_batch` (executor) -> `decide_batch` -> `record_batch` (results.tsv, then the ratchet move).
+Follow one batch through `run_parallel_loop`: `propose_batch` -> `commit_batch` (ledger; the
+commits are made while the runs start) -> `run_batch` (executor) -> `decide_batch` ->
+`record_batch` (results.tsv, then the ratchet move).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,11 +49,12 @@ class Candidate:
     """One experiment of a batch: its commit, its finished runs and, once decided, its verdict."""
 
     number: int
-    sha: str
+    sha: str                             # "" while its commit is being made (see `resolve`)
     parent: str
     description: str
     proposal: Proposal | None = None     # None for the baseline
     from_working_copy: bool = False      # its content was the working copy's (a re-run, an agent's edit)
+    commit_job: Future | None = None     # makes the commit while the run already goes on
     runs: list[ExperimentResult] = field(default_factory=list)
     outstanding: int = 0                 # runs queued or running
     verdict: Decision | None = None
@@ -79,6 +81,7 @@ class _Run:
     job_id: str = ""
     node: str = ""
     next_update: float = 0.0
+    announced: bool = False              # the listener has had experiment_started (needs the commit)
 
 
 class _Sink(TaskSink):
@@ -230,9 +233,10 @@ def _captured(campaign, proposal: Proposal) -> tuple[Proposal, bool]:
 
 
 def commit_batch(campaign, batch: list[tuple[Proposal, bool] | None]) -> list[Candidate]:
-    """Commits each proposal on top of the tip (None: the tip itself, as the baseline) and gives it
-    a number and a ref; returns the candidates. Touches neither the working copy nor the branch."""
-    ledger, config = campaign.ledger, campaign.config
+    """Starts committing each proposal on top of the tip (None: the tip itself, as the baseline) and
+    numbers it; returns the candidates at once. A candidate's commit and ref exist once `resolve`
+    has run. Touches neither the working copy nor the branch."""
+    ledger = campaign.ledger
     tip = ledger.tip()
     first = campaign.next_experiment()
     at_tip: dict[str, str | None] = {}
@@ -255,19 +259,30 @@ def commit_batch(campaign, batch: list[tuple[Proposal, bool] | None]) -> list[Ca
         key = tuple(sorted(proposal.files.items()))
         keys.append(key)
         to_commit.setdefault(key, (proposal.files, proposal.description or "experiment"))
-    # each commit is a few git processes on a private index: making them side by side shortens every batch
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(to_commit)))) as pool:
-        futures = {key: pool.submit(ledger.commit_content, tip, files, message)
-                   for key, (files, message) in to_commit.items()}
-        commits = {key: future.result() for key, future in futures.items()}
+    # Each commit is a few git processes on a private index. They are made side by side, and while
+    # the runs start: a run needs the files, not the commit, so no batch waits for git.
+    pool = ThreadPoolExecutor(max_workers=max(1, min(8, len(to_commit))), thread_name_prefix="commit")
+    jobs = {key: pool.submit(ledger.commit_content, tip, files, message) for key, (files, message) in to_commit.items()}
+    pool.shutdown(wait=False)
     candidates = []
     for i, (item, key) in enumerate(zip(batch, keys)):
         proposal, from_working_copy = item or (None, False)
         description = "baseline" if proposal is None else proposal.description or "experiment"
-        sha = tip if key is None else commits[key]
-        ledger.set_ref(experiment_ref(config.tag, first + i), sha)
-        candidates.append(Candidate(first + i, sha, tip, description, proposal, from_working_copy))
+        candidate = Candidate(first + i, "", tip, description, proposal, from_working_copy,
+                              commit_job=None if key is None else jobs[key])
+        if key is None:
+            candidate.sha = tip
+            ledger.set_ref(experiment_ref(campaign.config.tag, candidate.number), tip)
+        candidates.append(candidate)
     return candidates
+
+
+def resolve(campaign, candidate: Candidate) -> str:
+    """Returns the candidate's commit, waiting for it if need be, and points its ref at it."""
+    if not candidate.sha:
+        candidate.sha = candidate.commit_job.result()
+        campaign.ledger.set_ref(experiment_ref(campaign.config.tag, candidate.number), candidate.sha)
+    return candidate.sha
 
 
 def run_batch(campaign, candidates: list[Candidate], executor: Executor, slots: int, rule: KeepRule,
@@ -309,6 +324,8 @@ def run_batch(campaign, candidates: list[Candidate], executor: Executor, slots: 
             elif kind == "finished":
                 running.remove(run)
                 finished.append(run)
+                if not run.announced:
+                    _announce(campaign, run, listener, executor.name)
                 _finish_run(campaign, run, payload, executor.name)
                 _journal(campaign, executor, running, finished)
                 candidate = run.candidate
@@ -318,8 +335,12 @@ def run_batch(campaign, candidates: list[Candidate], executor: Executor, slots: 
                     if more:
                         waiting.extend((candidate, len(candidate.runs) + k + 1) for k in range(more))
                         candidate.outstanding = more
+            for other in running:
+                if not other.announced and other.candidate.commit_job.done():
+                    _announce(campaign, other, listener, executor.name)
+                    _journal(campaign, executor, running, finished)
             now = time.monotonic()
-            if kind in ("lines", "rss") and now >= run.next_update:
+            if kind in ("lines", "rss") and run.announced and now >= run.next_update:
                 run.next_update = now + UPDATE_EVERY_S
                 listener.updated(run.live.snapshot())
             if not stopping and (stop_event.is_set() or paths.stop_request.exists()):
@@ -328,6 +349,7 @@ def run_batch(campaign, candidates: list[Candidate], executor: Executor, slots: 
                 for candidate, index in waiting:
                     candidate.outstanding -= 1
                     if index == 1:  # a first run never started is still an attempt with a number and a ref
+                        resolve(campaign, candidate)
                         _finish_run(campaign, _planned(campaign, candidate, index, rule),
                                     TaskResult(None, "stopped by user before it started"), executor.name)
                     if candidate.outstanding == 0:
@@ -358,31 +380,42 @@ def _start(campaign, executor, candidate, index, rule, trees, events, listener) 
     """Submits one run of `candidate`; returns it."""
     paths, config = campaign.paths, campaign.config
     run = _planned(campaign, candidate, index, rule)
-    seed, log_path = run.seed, run.log_path
-    if candidate.sha not in trees:
-        trees[candidate.sha] = tree_files(campaign.ledger, candidate.sha, paths.root)
-    files, executable = trees[candidate.sha]
+    if candidate.parent not in trees:
+        trees[candidate.parent] = tree_files(campaign.ledger, candidate.parent, paths.root)
+    files, executable = trees[candidate.parent]
+    if candidate.commit_job is not None:  # the parent's tree with the proposal's files: the commit's tree
+        changed = candidate.proposal.files
+        files = {**files, **{path: text.encode() for path, text in changed.items()}}
+        executable = [path for path in executable if path not in changed]
     env = {ENV_BUDGET: f"{config.budget_s:g}", ENV_EXPERIMENT: str(candidate.number)}
-    if seed is not None:
-        env[ENV_SEED] = str(seed)
+    if run.seed is not None:
+        env[ENV_SEED] = str(run.seed)
     spec = TaskSpec(experiment=candidate.number, run=index, tag=config.tag, command=config.command, files=files,
                     executable=executable, env=env, timeout_s=config.effective_timeout_s,
                     log_cap_bytes=int(config.log_cap_mb * 2**20), gpus=executor.gpus_per_experiment,
                     data_dir=str(paths.data))
-    diff = ""
-    if listener.wants_diff and candidate.sha != candidate.parent:
-        diff = campaign.ledger.diff(candidate.parent, candidate.sha, config.editable)
-    listener.experiment_started({"experiment": candidate.number, "run": index, "description": candidate.description,
-                                 "commit": candidate.sha[:7], "parent": candidate.parent[:7], "diff": diff,
-                                 "budget_s": config.budget_s, "log_path": str(log_path),
-                                 "launcher": executor.name})
     sink = _Sink(events, run)
     try:
-        run.handle = executor.submit(spec, str(log_path), sink)
+        run.handle = executor.submit(spec, str(run.log_path), sink)
     except Exception as exc:  # this run crashes; the batch goes on
         run.handle = _NoHandle()
         sink.finished(TaskResult(None, f"could not submit: {type(exc).__name__}: {exc}"))
+    if candidate.sha:
+        _announce(campaign, run, listener, executor.name)
     return run
+
+
+def _announce(campaign, run: _Run, listener: CampaignListener, launcher: str) -> None:
+    """Tells the listener that a run started, once its commit exists."""
+    candidate, config = run.candidate, campaign.config
+    sha = resolve(campaign, candidate)
+    run.announced = True
+    run.live.data["commit"] = sha[:7]
+    diff = campaign.ledger.diff(candidate.parent, sha, config.editable) \
+        if listener.wants_diff and sha != candidate.parent else ""
+    listener.experiment_started({"experiment": candidate.number, "run": run.index, "description": candidate.description,
+                                 "commit": sha[:7], "parent": candidate.parent[:7], "diff": diff,
+                                 "budget_s": config.budget_s, "log_path": str(run.log_path), "launcher": launcher})
 
 
 class _NoHandle:
@@ -527,7 +560,7 @@ def _journal(campaign, executor, running: list[_Run], finished: list[_Run]) -> N
 
     write_json_atomic(campaign.paths.state / JOURNAL, {
         "runner_pid": os.getpid(), "launcher": executor.name,
-        "runs": [note(r) for r in running + finished]})
+        "runs": [note(r) for r in running + finished if r.candidate.sha]})
 
 
 def recover_batch(campaign) -> list[dict]:
