@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from autoresearch_magics.core.live import write_json_atomic
 from autoresearch_magics.core.parallel import recover_batch, run_parallel_loop
 from autoresearch_magics.core.proposers import Proposal, Proposer, RerunProposer
 
-from test_parallel_support import (Recorder, ValuesProposer, alive, in_thread, pids_of, rows_by_experiment,
+from test_parallel_support import (ValuesProposer, alive, in_thread, pids_of, rows_by_experiment,
                                    script_campaign, wait_for)
 
 

@@ -2,7 +2,6 @@
 duration and process tree the test chooses, a proposer of metric values, a recording listener."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
