@@ -144,3 +144,15 @@ def test_guard_kills_the_run_group_when_the_worker_dies(tmp_path):
     wait_for(lambda: group.poll() is not None, 10)
     with pytest.raises(ProcessLookupError):
         wait_for(lambda: os.killpg(group.pid, 0), 10)              # no member of the group is left
+
+
+def test_cli_loop_runs_batches_with_the_parallel_flag(tmp_path, capsys):
+    from autoresearch_magics import cli
+    if "--parallel" not in cli.build_parser()._subparsers._group_actions[0].choices["loop"].format_help():
+        pytest.skip("the CLI has no --parallel yet")
+    campaign = script_campaign(tmp_path)
+    assert cli.main(["loop", "-C", str(campaign.paths.root), "--parallel", "3", "--max", "3"]) == 0
+    rows = rows_by_experiment(campaign)
+    assert sorted(rows) == [1, 2, 3, 4] and {r[0]["launcher"] for r in rows.values()} == {"local"}
+    assert cli.main(["loop", "-C", str(campaign.paths.root), "--executor", "ray", "--address", "127.0.0.1:1"]) == 2
+    assert "no Ray cluster at 127.0.0.1:1" in capsys.readouterr().err
