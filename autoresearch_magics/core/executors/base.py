@@ -2,6 +2,8 @@
 and the small interface the parallel loop drives (`submit`, `cancel`, `capacity`)."""
 from __future__ import annotations
 
+import collections
+import os
 from dataclasses import dataclass
 
 from ..errors import CampaignError
@@ -106,8 +108,6 @@ class StreamLog:
     TAIL_LINES = 2000
 
     def __init__(self, path: str, cap_bytes: int) -> None:
-        import collections
-        import os
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self.fh = open(path, "wb")
         self.left = cap_bytes
