@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import sys
@@ -14,7 +15,7 @@ from .core.hardware import describe_hardware
 from .core.loop import run_loop
 from .core.proposers import make_proposer
 from .presentation.text import format_result, format_results, format_show, format_status
-from .verbs import VERBS, add_arguments, init_settings, proposer_options, stop_rule_settings
+from .verbs import VERBS, add_arguments, executor_options, init_settings, proposer_options, stop_rule_settings
 
 
 class _TerminalListener(CampaignListener):
@@ -65,8 +66,13 @@ def cmd_loop(args):
     if stop_rule_settings(args):
         campaign.update_stop_rules(**stop_rule_settings(args))
     proposer = make_proposer(campaign, args.proposer, **proposer_options(args))
-    run_loop(campaign, proposer, args.max_proposals, listener=_TerminalListener(campaign.config.metric),
-             stop_event=_interrupt_event(), report_every=args.report_every)
+    parallel = executor_options(args, campaign)
+    loop = run_loop
+    if parallel is not None:
+        from .core.parallel import run_parallel_loop
+        loop = functools.partial(run_parallel_loop, **parallel)
+    loop(campaign, proposer, args.max_proposals, listener=_TerminalListener(campaign.config.metric),
+         stop_event=_interrupt_event(), report_every=args.report_every)
     print(format_status(campaign.status()))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .core.config import DIRECTIONS, KEEP_RULES
+from .core.executors import EXECUTORS
 from .core.proposers import PROPOSERS
 
 
@@ -51,6 +52,14 @@ VERBS: dict[str, tuple[str, list]] = {
         _arg("--max", dest="max_proposals", type=int, help="proposals to run in this loop (repeats of one count once)"),
         _arg("--report-every", type=int, default=5, help="experiments between progress reports"),
         _arg("-m", "--message", dest="message", help="description of each re-run (rerun proposer)"),
+        _arg("--executor", choices=EXECUTORS,
+             help="run batches of experiments at once: local (this machine), ray or slurm; see --parallel"),
+        _arg("--parallel", type=int,
+             help="experiments per batch (default: what the executor holds; 1 without --executor)"),
+        _arg("--address", help="ray: the head's HOST:PORT, or auto (default: RAY_ADDRESS, else a new local cluster)"),
+        _arg("--gpus-per-experiment", type=int, default=0,
+             help="whole GPUs each experiment gets (0: CUDA_VISIBLE_DEVICES is empty)"),
+        _arg("--partition", help="slurm: the partition to submit to"),
         *_STOP_RULES,
     ]),
     "status": ("objective, stop-rule progress, branch, best and latest result", [
@@ -85,6 +94,17 @@ def init_settings(args: argparse.Namespace) -> dict:
     keys = ("tag", "budget_s", "metric", "direction", "command", "timeout_s", "template", "keep_rule",
             "keep_margin", "max_experiments", "deadline", "target")
     return {k: getattr(args, k, None) for k in keys if getattr(args, k, None) is not None}
+
+
+def executor_options(args: argparse.Namespace, campaign) -> dict | None:
+    """Returns run_parallel_loop's executor keywords, or None for the one-at-a-time loop."""
+    kind = getattr(args, "executor", None)
+    if kind is None and (getattr(args, "parallel", None) or 1) <= 1:
+        return None
+    from .core.executors import make_executor
+    executor = make_executor(kind or "local", address=args.address, gpus_per_experiment=args.gpus_per_experiment,
+                             partition=args.partition, folder=campaign.paths.state / "slurm")
+    return {"executor": executor, "parallel": args.parallel}
 
 
 def stop_rule_settings(args: argparse.Namespace) -> dict:

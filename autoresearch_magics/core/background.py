@@ -47,6 +47,8 @@ class Job:
     proposer: Proposer | None = None            # loop only
     max_proposals: int | None = None            # loop only
     report_every: int | None = None             # loop only: experiments between progress messages
+    executor: object | None = None              # loop only: run batches on this executor (core.executors)
+    parallel: int | None = None                 # loop only: experiments per batch
     state: str = QUEUED
     ahead: int = 0                              # jobs that run before this one starts
     results: list[ExperimentResult] = field(default_factory=list)
@@ -114,11 +116,13 @@ class LocalExecutor:
                                 seed=seed))
 
     def submit_loop(self, proposer: Proposer | None = None, max_proposals: int | None = None, *,
-                    listener: CampaignListener | None = None, report_every: int | None = None) -> Job:
+                    listener: CampaignListener | None = None, report_every: int | None = None,
+                    executor=None, parallel: int | None = None) -> Job:
         """Queues a loop of experiments until a stop rule holds or `max_proposals` ran; returns its job."""
         proposer = proposer or RerunProposer()
         return self._submit(Job(0, "loop", proposer.name, listener or CampaignListener(), proposer=proposer,
-                                max_proposals=max_proposals, report_every=report_every))
+                                max_proposals=max_proposals, report_every=report_every, executor=executor,
+                                parallel=parallel))
 
     def _submit(self, job: Job) -> Job:
         with self._cond:
@@ -216,8 +220,13 @@ class LocalExecutor:
         guarded = _Guarded(job)
         if job.kind == "loop":
             options = {} if job.report_every is None else {"report_every": job.report_every}
-            run_loop(self.campaign, job.proposer, job.max_proposals, listener=guarded, stop_event=job.stop_event,
-                     **options)
+            loop = run_loop
+            if job.executor is not None:
+                from .parallel import run_parallel_loop
+                loop = run_parallel_loop
+                options.update(executor=job.executor, parallel=job.parallel)
+            loop(self.campaign, job.proposer, job.max_proposals, listener=guarded, stop_event=job.stop_event,
+                 **options)
             return
         if job.stop_event.is_set():
             return

@@ -115,14 +115,15 @@ class Campaign:
 
         Does nothing while another live process holds the runner lock.
         """
-        if not self.paths.current.exists() or self.lock.held:
+        batch = self.paths.state / "batch.json"  # the runs of a parallel batch (core.parallel)
+        if not (self.paths.current.exists() or batch.exists()) or self.lock.held:
             return None
         try:
             self.lock.acquire("recover")
         except CampaignBusy:
             return None
         try:
-            return recover_interrupted(self)
+            return self.recover_locked()
         finally:
             self.lock.release()
 
@@ -140,6 +141,8 @@ class Campaign:
 
     def recover_locked(self) -> dict | None:
         """Like recover(), for a caller that already holds the runner lock."""
+        from .parallel import recover_batch
+        recover_batch(self)
         if not self.paths.current.exists():
             return None
         return recover_interrupted(self)

@@ -84,27 +84,29 @@ class SweepProposer(Proposer):
             sampler=samplers[sampler]())
         for trial in self.study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
             self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)  # its loop was interrupted
-        self._trial = None
+        self._trials: dict[int, object] = {}  # id(proposal) -> its trial; a parallel batch has several open
 
     def propose(self, campaign):
-        self._trial = self.study.ask({d.name: d.distribution() for d in self.dimensions})
-        values = dict(self._trial.params)
+        trial = self.study.ask({d.name: d.distribution() for d in self.dimensions})
+        values = dict(trial.params)
         source = (campaign.paths.root / self.script).read_text()
         text = rewrite_constants(source, values)
         shown = " ".join(f"{k}={_short(v)}" for k, v in values.items())
-        return Proposal(f"sweep #{self._trial.number}: {shown}", {self.script: text})
+        proposal = Proposal(f"sweep #{trial.number}: {shown}", {self.script: text})
+        self._trials[id(proposal)] = trial
+        return proposal
 
     def observe(self, campaign, proposal, result):
         import optuna
-        if self._trial is None:
+        trial = self._trials.pop(id(proposal), None)
+        if trial is None:
             return
         runs = [r for r in campaign.experiments().get(str(result.experiment), []) if r["status"] != "crash"]
         values = [float(r[campaign.config.metric]) for r in runs]
         if result.status == "crash" or not values or not all(math.isfinite(v) for v in values):
-            self.study.tell(self._trial, state=optuna.trial.TrialState.FAIL)
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
-            self.study.tell(self._trial, sum(values) / len(values))
-        self._trial = None
+            self.study.tell(trial, sum(values) / len(values))
 
 
 def _short(value) -> str:

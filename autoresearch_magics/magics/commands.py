@@ -20,7 +20,7 @@ from ..core.paths import CampaignPaths
 from ..core.proposers import make_proposer
 from ..presentation.dashboard import live_dashboard
 from ..presentation.text import format_result, format_show, format_status
-from ..verbs import init_settings, proposer_options, stop_rule_settings
+from ..verbs import executor_options, init_settings, proposer_options, stop_rule_settings
 from .edit import experiment_cell, fallback_widget, prefill_blocker
 
 STOP_WAIT_S = 15.0      # how long `stop` waits for the stopped run to be recorded
@@ -75,8 +75,9 @@ def cmd_loop(ctx, args):
     if stop_rule_settings(args):
         session.campaign.update_stop_rules(**stop_rule_settings(args))
     panel = ctx.new_panel(session, proposer.name, kind="loop")
+    parallel = executor_options(args, session.campaign) or {}
     job = ctx.submit(session, panel, lambda listener: session.executor.submit_loop(
-        proposer, args.max_proposals, listener=listener, report_every=args.report_every))
+        proposer, args.max_proposals, listener=listener, report_every=args.report_every, **parallel))
     ctx.show(panel, job)
     if args.wait:
         return _wait(ctx, session, None)
