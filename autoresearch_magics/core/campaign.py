@@ -167,22 +167,38 @@ class Campaign:
         """Returns results.tsv rows as text dicts."""
         return self.results.rows()
 
+    def _memo(self, name: str, compute):
+        """Returns `compute(rows)`, recomputed only when results.tsv gained or lost rows; keeps every
+        experiment's bookkeeping flat however long the campaign grows."""
+        rows = self.rows()
+        key = (len(rows), id(rows[-1]) if rows else None)
+        cache = self.__dict__.setdefault("_memos", {})
+        if cache.get(name, (None,))[0] != key:
+            cache[name] = (key, compute(rows))
+        return cache[name][1]
+
     def next_experiment(self) -> int:
         """Returns the number the next experiment gets."""
-        rows = self.rows()
-        numbers = [int(r["experiment"]) for r in rows if r.get("experiment", "").isdigit()]
-        return max(numbers, default=len(rows)) + 1
+        def compute(rows):
+            numbers = [int(r["experiment"]) for r in rows if r.get("experiment", "").isdigit()]
+            return max(numbers, default=len(rows)) + 1
+        return self._memo("next", compute)
 
     def experiments(self) -> dict[str, list[dict]]:
         """Returns rows grouped by experiment number, in order (a reference-format row is its own)."""
-        groups: dict[str, list[dict]] = {}
-        for i, row in enumerate(self.rows()):
-            groups.setdefault(row.get("experiment") or f"row{i}", []).append(row)
-        return groups
+        def compute(rows):
+            groups: dict[str, list[dict]] = {}
+            for i, row in enumerate(rows):
+                groups.setdefault(row.get("experiment") or f"row{i}", []).append(row)
+            return groups
+        return self._memo("experiments", compute)
 
     def best(self) -> dict | None:
         """Returns the best kept experiment: its last row plus `value` (mean metric over its runs)
         and `values`, or None before the first keep."""
+        return self._memo("best", lambda rows: self._best())
+
+    def _best(self) -> dict | None:
         best = None
         metric = self.config.metric
         for key, rows in self.experiments().items():

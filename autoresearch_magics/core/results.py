@@ -88,7 +88,7 @@ class ResultsFile:
 
     # -- reading -----------------------------------------------------------------------------
     def rows(self) -> list[dict]:
-        """Returns every row as a dict of column -> text, validating as it goes."""
+        """Returns every row as a dict of column -> text (a shared list: do not mutate), validating as it goes."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -104,7 +104,8 @@ class ResultsFile:
             end = chunk.rfind(b"\n") + 1
             self._parse(chunk[:end].decode("utf-8", errors="replace"))
             self._offset += end
-        return self._rows + self._unterminated_row(st.st_size)
+        pending = self._unterminated_row(st.st_size)
+        return self._rows + pending if pending else self._rows  # shared: callers must not mutate it
 
     def _unterminated_row(self, size: int) -> list[dict]:
         """Returns a last line that lacks its newline (a hand-edited file) as a row, uncached."""
