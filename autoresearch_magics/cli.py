@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .core.campaign import Campaign
 from .core.errors import CampaignError
@@ -102,7 +103,10 @@ def cmd_stop(args):
 def cmd_report(args):
     from .presentation.report import write_report
     hardware = None if args.no_hardware else describe_hardware()
-    print(f"wrote {write_report(_open(args), args.out, hardware)}")
+    summary = write_report(_open(args), args.out, hardware, notebook=args.html)
+    print(f"wrote {summary}")
+    if args.html:
+        print(f"wrote {summary.parent / (Path(args.html).stem + '.html')}")
 
 
 def cmd_hardware(args):

@@ -76,6 +76,8 @@ VERBS: dict[str, tuple[str, list]] = {
     "report": ("write autoresearch-summary.md and progress.png (the shareable campaign report)", [
         _arg("--out", help="folder for the report (default: the campaign folder)"),
         _arg("--no-hardware", action="store_true", help="leave the platform probe out (faster)"),
+        _arg("--html", metavar="NOTEBOOK",
+             help="also export this saved notebook to HTML beside the report, live widgets as their final state"),
     ]),
     "hardware": ("what training runs on, as JSON", []),
 }

@@ -138,7 +138,10 @@ def cmd_hardware(ctx, args):
 def cmd_report(ctx, args):
     from ..presentation.report import write_report
     hardware = None if args.no_hardware else describe_hardware()
-    print(f"wrote {write_report(ctx.session().reader, args.out, hardware)}")
+    summary = write_report(ctx.session().reader, args.out, hardware, notebook=args.html)
+    print(f"wrote {summary}")
+    if args.html:
+        print(f"wrote {summary.parent / (Path(args.html).stem + '.html')} (the notebook as last saved)")
 
 
 def cmd_plot(ctx, args):

@@ -80,7 +80,8 @@ def next_steps(table: pd.DataFrame, status: dict, noise_sd: float | None) -> lis
     return steps
 
 
-def campaign_report(campaign, hardware: dict | None = None, plot_path: str | None = None) -> str:
+def campaign_report(campaign, hardware: dict | None = None, plot_path: str | None = None,
+                    notebook_html: str | None = None) -> str:
     """Returns the campaign summary as Markdown."""
     status = campaign.status()
     metric = status["metric"]
@@ -111,6 +112,8 @@ def campaign_report(campaign, hardware: dict | None = None, plot_path: str | Non
         lines.append(f"Measured run-to-run noise: sd {noise_sd:.6f}.")
     if plot_path:
         lines += ["", f"![progress]({plot_path})"]
+    if notebook_html:
+        lines += ["", f"The campaign notebook, as it ran: [{notebook_html}]({notebook_html})."]
     if not table.empty:
         kept = table[table["status"] == "keep"]
         lines += ["", "## Kept steps", "", f"| # | commit | {metric} | delta | description |", "|---|---|---|---|---|"]
@@ -140,10 +143,16 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|")
 
 
-def write_report(campaign, folder: str | Path | None = None, hardware: dict | None = None) -> Path:
-    """Writes autoresearch-summary.md (and progress.png beside it); returns the summary's path."""
+def write_report(campaign, folder: str | Path | None = None, hardware: dict | None = None,
+                 notebook: str | Path | None = None) -> Path:
+    """Writes autoresearch-summary.md (and progress.png beside it; with `notebook`, that saved notebook
+    as HTML too, its live widgets replaced by their final state); returns the summary's path."""
     folder = Path(folder or campaign.paths.root)
     folder.mkdir(parents=True, exist_ok=True)
+    html_name = None
+    if notebook:
+        from .notebook_export import export_html
+        html_name = export_html(notebook, folder / (Path(notebook).stem + ".html")).name
     plot_name = None
     frame = campaign.frame()
     if not frame.empty:
@@ -153,5 +162,5 @@ def write_report(campaign, folder: str | Path | None = None, hardware: dict | No
         (folder / PLOT_NAME).write_bytes(figure_png(fig))
         plot_name = PLOT_NAME
     path = folder / SUMMARY_NAME
-    path.write_text(campaign_report(campaign, hardware, plot_name))
+    path.write_text(campaign_report(campaign, hardware, plot_name, html_name))
     return path
