@@ -9,6 +9,7 @@ from pathlib import Path
 from . import templates
 from .config import CampaignConfig, deadline_from_duration, now_utc
 from .errors import CampaignBusy, CampaignError, NotACampaign
+from .experiment_index import ExperimentIndex
 from .ledger import Ledger, experiment_ref
 from .live import read_json, read_live
 from .lock import RunnerLock
@@ -167,48 +168,24 @@ class Campaign:
         """Returns results.tsv rows as text dicts."""
         return self.results.rows()
 
-    def _memo(self, name: str, compute):
-        """Returns `compute(rows)`, recomputed only when results.tsv gained or lost rows; keeps every
-        experiment's bookkeeping flat however long the campaign grows."""
-        rows = self.rows()
-        key = (len(rows), id(rows[-1]) if rows else None)
-        cache = self.__dict__.setdefault("_memos", {})
-        if cache.get(name, (None,))[0] != key:
-            cache[name] = (key, compute(rows))
-        return cache[name][1]
+    def _index(self) -> ExperimentIndex:
+        """Returns the experiment index, brought up to date with results.tsv."""
+        if "_experiment_index" not in self.__dict__:
+            self._experiment_index = ExperimentIndex(self.config.metric, self.config.better)
+        return self._experiment_index.update(self.rows())
 
     def next_experiment(self) -> int:
         """Returns the number the next experiment gets."""
-        def compute(rows):
-            numbers = [int(r["experiment"]) for r in rows if r.get("experiment", "").isdigit()]
-            return max(numbers, default=len(rows)) + 1
-        return self._memo("next", compute)
+        return self._index().next_number
 
     def experiments(self) -> dict[str, list[dict]]:
         """Returns rows grouped by experiment number, in order (a reference-format row is its own)."""
-        def compute(rows):
-            groups: dict[str, list[dict]] = {}
-            for i, row in enumerate(rows):
-                groups.setdefault(row.get("experiment") or f"row{i}", []).append(row)
-            return groups
-        return self._memo("experiments", compute)
+        return self._index().groups
 
     def best(self) -> dict | None:
         """Returns the best kept experiment: its last row plus `value` (mean metric over its runs)
         and `values`, or None before the first keep."""
-        return self._memo("best", lambda rows: self._best())
-
-    def _best(self) -> dict | None:
-        best = None
-        metric = self.config.metric
-        for key, rows in self.experiments().items():
-            values = [float(r[metric]) for r in rows if r["status"] == "keep"]
-            if not values:
-                continue
-            value = sum(values) / len(values)
-            if best is None or self.config.better(value, best["value"]):
-                best = {**rows[-1], "value": value, "values": values, "key": key}
-        return best
+        return self._index().best()
 
     def noise(self, extra: list[float] | None = None) -> tuple[float | None, int]:
         """Returns (pooled within-experiment standard deviation, degrees of freedom) over every
