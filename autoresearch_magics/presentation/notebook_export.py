@@ -21,6 +21,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 MODEL_PREFIX = "IPY_MODEL_"
 BAR_COLOURS = {"success": "#1a7f37", "danger": "#cf222e", "warning": "#9a6700", "info": "#0969da", "": "#0969da"}
 KERNEL_NAME = "autoresearch-notebook"
+STATIC_MARK = "<div class='autoresearch-static'>"
 
 
 # -- static rendering of saved widget state ---------------------------------------------------------
@@ -36,10 +37,13 @@ def render_widget(model_id: str, states: dict[str, dict]) -> str:
         return ""
     name, state = model.get("model_name", ""), model.get("state", {})
     if name in ("VBoxModel", "HBoxModel", "BoxModel", "GridBoxModel"):
-        direction = "row" if name == "HBoxModel" else "column"
+        row = name == "HBoxModel"
         inner = "".join(render_widget(_ref(child), states) for child in state.get("children", []))
-        border = _layout(state, states).get("border") or ""
-        style = f"display:flex; flex-direction:{direction}; gap:4px; align-items:flex-start"
+        layout = _layout(state, states)
+        # ipywidgets 8 stores `border` as its four sides
+        border = layout.get("border") or layout.get("border_top") or ""
+        style = (f"display:flex; flex-direction:{'row' if row else 'column'}; gap:4px; "
+                 f"align-items:{'center' if row else 'stretch'}")
         if border:
             style += f"; border:{border}; padding:4px 8px"
         return f"<div style='{style}'>{inner}</div>"
@@ -103,18 +107,20 @@ def _text(value) -> str:
 
 
 def add_static_fallbacks(nb) -> int:
-    """Adds `text/html` rendered from the saved state to every widget output lacking one; returns how many."""
+    """Adds `text/html` rendered from the saved state to every widget output lacking one (or redraws
+    one added before); returns how many changed."""
     states = widget_states(nb)
     added = 0
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if WIDGET_VIEW not in data or "text/html" in data:
+            ours = _text(data.get("text/html", "")).startswith(STATIC_MARK)   # redrawn: the state may be newer
+            if WIDGET_VIEW not in data or ("text/html" in data and not ours):
                 continue
             static = render_widget(data[WIDGET_VIEW].get("model_id", ""), states)
             if static:
-                data["text/html"] = f"<div class='autoresearch-static'>{static}</div>"
-                added += 1
+                added += _text(data.get("text/html", "")) != STATIC_MARK + static + "</div>"
+                data["text/html"] = STATIC_MARK + static + "</div>"
     return added
 
 
