@@ -290,11 +290,24 @@ def test_campaign_in_a_subfolder_of_a_bigger_repository(tmp_path):
     (tmp_path / "README.md").write_text("project\n")
     subprocess.run(["git", "add", "README.md"], cwd=tmp_path, check=True)
     subprocess.run(["git", "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-qm", "root"], cwd=tmp_path, check=True)
-    c = Campaign.init(tmp_path / "exp" / "lm", tag="sub", template="toy", budget_s=0.2)
+    folder = tmp_path / "exp" / "lm"
+    folder.mkdir(parents=True)
+    write_script(folder, SUMMARY_SCRIPT)  # an existing script inside the project: attached in place
+    c = Campaign.init(folder, tag="sub", budget_s=0.2)
     assert c.run("baseline")[-1].status == "keep"
-    assert not (tmp_path / "exp" / "lm" / ".git").exists()
+    assert not (folder / ".git").exists()
     status = subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True, text=True).stdout
     assert status == ""  # results.tsv, logs and state are excluded, nothing else changed
+
+
+def test_template_campaign_inside_a_project_gets_its_own_repository(tmp_path):
+    subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path)], check=True)
+    subprocess.run(["git", "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q", "--allow-empty", "-m", "root"],
+                   cwd=tmp_path, check=True)
+    c = Campaign.init(tmp_path / "campaign", tag="own", template="toy", budget_s=0.2)
+    assert (tmp_path / "campaign" / ".git").is_dir()
+    outer = subprocess.run(["git", "branch", "--show-current"], cwd=tmp_path, capture_output=True, text=True)
+    assert outer.stdout.strip() == "main" and c.ledger.current_branch() == "autoresearch/own"
 
 
 def test_commit_content_builds_a_candidate_without_touching_the_checkout(toy_campaign):

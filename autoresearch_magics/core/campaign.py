@@ -58,7 +58,9 @@ class Campaign:
         config = CampaignConfig(tag=tag, created_at=now_utc().isoformat(), **settings).validate()
         paths.root.mkdir(parents=True, exist_ok=True)
         added = _place_template(paths.root, template, config)
-        ledger = Ledger.init_repo(paths.root)
+        # A campaign made from a template gets a repository of its own: its branch switches and
+        # commits must never land in a project checkout that merely contains the folder.
+        ledger = Ledger.init_repo(paths.root, own=bool(added))
         ledger.exclude_campaign_files()
         candidates = dict.fromkeys([*config.editable, *REFERENCE_FILES])
         to_commit = added or ledger.untracked([f for f in candidates if (paths.root / f).exists()])

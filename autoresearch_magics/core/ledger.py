@@ -51,13 +51,14 @@ class Ledger:
 
     # -- set-up ------------------------------------------------------------------------------
     @staticmethod
-    def init_repo(root) -> "Ledger":
-        """Returns a Ledger for `root`, creating a repository there when there is none."""
+    def init_repo(root, own: bool = False) -> "Ledger":
+        """Returns a Ledger for `root`, creating a repository there when there is none (or, with
+        `own`, when `root` is not already a repository's top level)."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         try:
-            git.Repo(root, search_parent_directories=True)
-            inside = True
+            repo = git.Repo(root, search_parent_directories=True)
+            inside = not own or Path(repo.working_tree_dir).resolve() == root.resolve()
         except git.InvalidGitRepositoryError:
             inside = False
         if not inside:
