@@ -12,7 +12,7 @@ fi
 python -c "import torch" 2>/dev/null || pip install -q torch==2.13.0
 # Browser for the sidebar tests and the JupyterLab extension build (Node only builds it).
 [ -f scripts/install_browser.sh ] && bash scripts/install_browser.sh
-pip install -q -e ".[test]"
+pip install -q -e ".[test,ray,slurm]"
 # An editable install does not place setup.cfg's data files: copy the built extension and the
 # server-extension config into the venv as a wheel would.
 bash scripts/build_labextension.sh --install-into .venv
