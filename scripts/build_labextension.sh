@@ -34,7 +34,9 @@ else
   [ -x "$builder" ] || builder=$(command -v jupyter-builder || true)
   [ -n "$builder" ] || { echo "labextension: jupyter-builder not found; pip install jupyterlab first" >&2; exit 1; }
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund --loglevel=error
+    # `npm install`, not `npm ci`: npm 11 rejects a lock file that omits other platforms' optional
+    # native bindings (rspack), which it records only partly.
+    npm install --no-audit --no-fund --loglevel=error
   fi
   rm -rf lib tsconfig.tsbuildinfo dist
   npx tsc
