@@ -28,6 +28,20 @@ def progress_report(campaign) -> str:
     return "; ".join(parts)
 
 
+def should_end(campaign, stop_event: threading.Event, listener: CampaignListener) -> bool:
+    """Returns True (and says why) when a stop rule holds or a stop was requested; checked before
+    every launch, by the sequential and the parallel loop alike."""
+    best = campaign.best()
+    state = stop_state(campaign.config, campaign.attempted(), best["value"] if best else None)
+    if state.reached:
+        listener.message(state.progress)
+        return True
+    if stop_event.is_set():
+        listener.message("loop stopped on request")
+        return True
+    return False
+
+
 def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | None = None, *,
              listener: CampaignListener | None = None, stop_event: threading.Event | None = None,
              keep_rule: KeepRule | None = None, report_every: int = REPORT_EVERY) -> list[ExperimentResult]:
@@ -42,13 +56,7 @@ def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | No
         campaign.recover_locked()
         proposals = failures = 0
         while max_proposals is None or proposals < max_proposals:
-            best = campaign.best()
-            state = stop_state(campaign.config, campaign.attempted(), best["value"] if best else None)
-            if state.reached:
-                listener.message(state.progress)
-                break
-            if stop_event.is_set():
-                listener.message("loop stopped on request")
+            if should_end(campaign, stop_event, listener):
                 break
             baseline_due = not campaign.rows()
             try:

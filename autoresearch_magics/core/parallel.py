@@ -25,7 +25,7 @@ from .experiment import row_for
 from .keep_rules import Decision, KeepRule, keep_rule_for
 from .ledger import experiment_ref
 from .live import LiveState
-from .loop import MAX_PROPOSAL_FAILURES, REPORT_EVERY, progress_report
+from .loop import MAX_PROPOSAL_FAILURES, REPORT_EVERY, progress_report, should_end
 from .proposers import Proposal, ProposalError, Proposer, RerunProposer
 from .stop_rules import stop_state
 from .executors.base import Executor
@@ -51,21 +51,14 @@ def run_parallel_loop(campaign, proposer: Proposer | None = None, max_proposals:
     results: list[ExperimentResult] = []
     campaign.lock.acquire("loop")
     try:
-        campaign.recover_locked()
-        recover_batch(campaign)
+        campaign.recover_locked()  # a dead batch included
         campaign.ledger.check_on_branch(campaign.config.branch)
         executor.open()
         slots = max(1, parallel or executor.capacity() or 1)
         listener.message(f"running up to {slots} experiment(s) at once ({executor.name} executor)")
         proposals = failures = 0
         while max_proposals is None or proposals < max_proposals:
-            best = campaign.best()
-            state = stop_state(campaign.config, campaign.attempted(), best["value"] if best else None)
-            if state.reached:
-                listener.message(state.progress)
-                break
-            if stop_event.is_set():
-                listener.message("loop stopped on request")
+            if should_end(campaign, stop_event, listener):
                 break
             baseline_due = not campaign.rows()
             if baseline_due:
