@@ -126,35 +126,32 @@ def execute_and_wait(client, code: str, timeout: float = 120, iopub: list | None
 
 
 class CpuMeter:
-    """CPU use of a kernel's descendants (the training run), sampled without blocking the prober."""
+    """Cores used by the training run (the kernel's busiest descendant), sampled without blocking."""
 
     def __init__(self, kernel_pid: int) -> None:
         self.kernel = psutil.Process(kernel_pid)
-        self.procs: dict[int, psutil.Process] = {}
-        self.samples: list[float] = []
+        self.seen: dict[int, tuple[float, float, float]] = {}   # pid -> (started, cpu seconds, last seen)
 
     def sample(self) -> None:
-        """Records the percent of one core used since the last sample (200 = both cores of two)."""
+        """Records each descendant's CPU time so far."""
         try:
             children = self.kernel.children(recursive=True)
         except psutil.Error:
             return
-        total, measured = 0.0, False
+        now = time.time()
         for proc in children:
-            known = proc.pid in self.procs
-            proc = self.procs.setdefault(proc.pid, proc)
             try:
-                value = proc.cpu_percent(None)   # the first call only starts the interval
+                times = proc.cpu_times()
+                self.seen[proc.pid] = (proc.create_time(), times.user + times.system, now)
             except psutil.Error:
                 continue
-            if known:
-                total, measured = total + value, True
-        if measured:
-            self.samples.append(total)
 
     def median(self) -> float | None:
-        busy = [s for s in self.samples if s > 0]
-        return round(float(np.median(busy)), 0) if busy else None
+        """Returns the busiest descendant's average CPU use over its life, in percent of one core."""
+        if not self.seen:
+            return None
+        started, cpu_s, last = max(self.seen.values(), key=lambda v: v[1])
+        return round(100 * cpu_s / max(last - started, 1e-3), 0)
 
 
 def widget_traffic(iopub: list[tuple[float, dict]], panel_comms: set[str]) -> dict:
@@ -294,7 +291,7 @@ def report(figures: dict) -> None:
     print(f"kernel round trip of trivial execute requests, {figures['rate_hz']:g}/s; template "
           f"{figures['template']}, budget {figures['budget_s']:g}s, {figures['cores']} cores, "
           f"load average at start {figures['load_average_at_start']}")
-    print(f"{'':34} {'n':>5} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'train CPU':>10}")
+    print(f"{'':34} {'n':>5} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'child CPU':>10}")
     rows = [("idle kernel", figures["idle"]), ("%autoresearch run (background)", figures["magic"]),
             ("!python train.py (blocks)", figures["naive"])]
     for name, row in rows:
