@@ -146,7 +146,7 @@ class CpuMeter:
             except psutil.Error:
                 continue
 
-    def median(self) -> float | None:
+    def average(self) -> float | None:
         """Returns the busiest descendant's average CPU use over its life, in percent of one core."""
         if not self.seen:
             return None
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
         started = time.monotonic()
         magic = probe.run(run_done)
         figures["magic"] = {**percentiles(magic), "run_s": round(time.monotonic() - started, 1),
-                            "training_cpu_percent": cpu.median(),
+                            "training_cpu_percent": cpu.average(),
                             "slowest": [[round(t - started, 2), round(1000 * lat, 1)]   # [s into the run, ms]
                                         for t, lat in sorted(probe.samples, key=lambda x: -x[1])[:5]]}
         probe.drain_iopub()
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
 
         naive = probe.run(naive_done)
         figures["naive"] = {**percentiles(naive), "run_s": round(time.monotonic() - started, 1),
-                            "training_cpu_percent": cpu.median()}
+                            "training_cpu_percent": cpu.average()}
     finally:
         client.stop_channels()
         km.shutdown_kernel(now=True)
