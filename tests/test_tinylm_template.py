@@ -59,7 +59,11 @@ def load_prepare():
     """Imports the template's prepare.py as a fresh module."""
     spec = importlib.util.spec_from_file_location("tinylm_prepare_under_test", TEMPLATE / "prepare.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # keep the template folder clean
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = writes
     return module
 
 
