@@ -159,8 +159,8 @@ def main():
           f"~{100 * matmul_eff:.0f}% of the peak ({T.MODEL_DIM}-wide matrices); attention "
           f"({T.MODEL_DIM // T.N_HEAD}-wide heads) takes {100 * share['attention']:.0f}% and memory-bound "
           f"elementwise work (layer norms, GELU, softmax, residual adds, copies) "
-          f"{100 * share['elementwise/other']:.0f}%, both far below the matmul rate. A wider model or "
-          f"torch.compile (which fuses the elementwise ops) raises the fraction.")
+          f"{100 * share['elementwise/other']:.0f}%, both far below the matmul rate. Wider matrices "
+          f"(MODEL_DIM) raise the fraction; so do wider heads, while attention is a large share.")
     print(f"load average: {load_before:.2f} before, {load():.2f} after (other processes share the cores)")
 
 
