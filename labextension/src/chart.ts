@@ -2,9 +2,8 @@ import { experimentOf } from './format';
 import { IResults } from './tokens';
 
 const SVG = 'http://www.w3.org/2000/svg';
-const W = 300; // viewBox units; the SVG scales to the panel width
-const H = 150;
-const PAD = { left: 46, right: 8, top: 10, bottom: 22 };
+const H = 140; // px; the width follows the panel (see the sidebar's onResize)
+const PAD = { left: 50, right: 10, top: 10, bottom: 20 };
 
 interface IPoint {
   x: number;
@@ -33,9 +32,12 @@ function node(
  * hollow, crashes as crosses on the bottom axis) and the best-so-far staircase, as the
  * inline plot draws it.
  */
-export function progressChart(results: IResults): SVGSVGElement {
+export function progressChart(results: IResults, width: number): SVGSVGElement {
+  const W = Math.max(width, 160);
   const svg = node('svg', {
     viewBox: `0 0 ${W} ${H}`,
+    width: W,
+    height: H,
     class: 'jp-Autoresearch-chart',
     role: 'img',
     'aria-label': `${results.metric} by experiment`
@@ -107,14 +109,14 @@ export function progressChart(results: IResults): SVGSVGElement {
     if (p.y === null) {
       const cx = sx(p.x);
       mark = node('path', {
-        d: `M${cx - 3},${bottom - 7}l6,6m0,-6l-6,6`,
+        d: `M${cx - 4},${bottom - 10}l8,8m0,-8l-8,8`,
         class: 'jp-Autoresearch-mark jp-mod-crash'
       });
     } else {
       mark = node('circle', {
         cx: sx(p.x),
         cy: sy(p.y),
-        r: 3,
+        r: 3.5,
         class: `jp-Autoresearch-mark jp-mod-${p.status}`
       });
     }

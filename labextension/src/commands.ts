@@ -40,6 +40,8 @@ function frameCode(where: string, comment: string): string {
 export function addCommands(app: JupyterFrontEnd, sidebar: AutoresearchSidebar): void {
   const { commands } = app;
   const idOf = (args: any): string | null => (args?.id as string) ?? sidebar.selected;
+  // naming the kernel up front skips the "Select Kernel" dialog
+  const kernelName = () => app.serviceManager.kernelspecs.specs?.default ?? 'python3';
   const hasCampaign = (args: any) => idOf(args) !== null;
 
   async function statusOf(args: any): Promise<ICampaignStatus | null> {
@@ -66,7 +68,8 @@ export function addCommands(app: JupyterFrontEnd, sidebar: AutoresearchSidebar):
         return;
       }
       const panel: INotebookPanelLike = await commands.execute('notebook:create-new', {
-        cwd: folderOf(status.id)
+        cwd: folderOf(status.id),
+        kernelName: kernelName()
       });
       await panel.context.ready;
       panel.content.activeCell?.model.sharedModel.setSource(
@@ -88,6 +91,7 @@ export function addCommands(app: JupyterFrontEnd, sidebar: AutoresearchSidebar):
       }
       const panel: IConsolePanelLike = await commands.execute('console:create', {
         basePath: folderOf(status.id),
+        kernelPreference: { name: kernelName() },
         activate: true
       });
       await panel.sessionContext.ready;

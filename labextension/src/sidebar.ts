@@ -41,6 +41,7 @@ export class AutoresearchSidebar extends Widget {
   private best = el('section', 'jp-Autoresearch-best');
   private running = el('section', 'jp-Autoresearch-running');
   private chart = el('section', 'jp-Autoresearch-chartBox');
+  private chartWidth = 0;
   private table: ResultsTable;
   private detail = el('section', 'jp-Autoresearch-detail');
   private body = el('div', 'jp-Autoresearch-body');
@@ -93,7 +94,7 @@ export class AutoresearchSidebar extends Widget {
       ['Console', CommandIDs.openConsole, 'Open the results as a DataFrame in a console'],
       ['Report', CommandIDs.openReport, 'Open the campaign report']
     ]) {
-      const button = el('button', 'jp-Button jp-mod-styled jp-mod-reject', label);
+      const button = el('button', 'jp-Autoresearch-action', label);
       button.title = title;
       button.addEventListener('click', () => void this.commands.execute(command));
       actions.appendChild(button);
@@ -202,8 +203,7 @@ export class AutoresearchSidebar extends Widget {
           return;
         }
         this.results = results;
-        this.chart.textContent = '';
-        this.chart.appendChild(progressChart(results));
+        this.renderChart();
         this.table.update(results);
       }
       this.showMessage('');
@@ -221,6 +221,34 @@ export class AutoresearchSidebar extends Widget {
         this.schedule();
       }
     }
+  }
+
+  protected onResize(msg: Widget.ResizeMessage): void {
+    if (this.results && Math.abs(this.chart.clientWidth - this.chartWidth) > 8) {
+      this.renderChart();
+    }
+  }
+
+  /** Draws the chart at the panel's width, so its text stays at its natural size. */
+  private renderChart(): void {
+    const results = this.results;
+    this.chart.textContent = '';
+    this.chart.hidden = !results?.rows.length;
+    if (!results || !results.rows.length) {
+      return;
+    }
+    this.chartWidth = this.chart.clientWidth;
+    const style = getComputedStyle(this.chart);
+    const inner = this.chartWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    this.chart.appendChild(progressChart(results, Math.floor(inner || 240)));
+    const legend = el('div', 'jp-Autoresearch-legend');
+    legend.append(
+      el('span', 'jp-mod-keep', '● kept'),
+      el('span', 'jp-mod-discard', '○ discarded'),
+      el('span', 'jp-mod-crash', '× crash'),
+      el('span', 'jp-mod-best', `— best ${results.metric} so far`)
+    );
+    this.chart.appendChild(legend);
   }
 
   private showMessage(text: string, isError = false): void {
@@ -253,10 +281,11 @@ export class AutoresearchSidebar extends Widget {
         el('span', '', `#${s.best.experiment ?? '?'} `),
         el('strong', 'jp-Autoresearch-bestMetric', metricText(s.best.value))
       );
-      if (s.delta !== null && s.baseline) {
-        const improved = s.delta !== 0;
+      if (s.baseline && s.baseline.experiment === s.best.experiment) {
+        line.appendChild(el('span', 'jp-Autoresearch-delta', ' (the baseline)'));
+      } else if (s.delta !== null && s.baseline) {
         line.appendChild(
-          el('span', improved ? 'jp-Autoresearch-delta jp-mod-improved' : 'jp-Autoresearch-delta',
+          el('span', s.delta !== 0 ? 'jp-Autoresearch-delta jp-mod-improved' : 'jp-Autoresearch-delta',
             ` ${deltaText(s.delta)} vs baseline ${metricText(s.baseline.value)}`)
         );
       }

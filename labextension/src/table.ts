@@ -40,7 +40,6 @@ export class ResultsTable {
       { key: '#', label: '#', numeric: true },
       { key: 'commit', label: 'commit', numeric: false },
       { key: results.metric, label: results.metric, numeric: true },
-      { key: 'memory_gb', label: 'GB', numeric: true },
       { key: 'status', label: 'status', numeric: false },
       { key: 'description', label: 'description', numeric: false }
     ];
@@ -115,7 +114,12 @@ export class ResultsTable {
       tr.className = `jp-Autoresearch-row jp-mod-${row.status}`;
       tr.dataset.experiment = String(experiment);
       tr.dataset.status = row.status;
-      tr.title = row.crash_reason ? `crash: ${row.crash_reason}` : row.description;
+      tr.title = [
+        `#${experiment} ${row.status}: ${row.description}`,
+        row.crash_reason ? `crash: ${row.crash_reason}` : '',
+        `peak memory ${row.memory_gb} GB`,
+        'click for its diff and log'
+      ].filter(Boolean).join('\n');
       tr.classList.toggle('jp-mod-selected', experiment === this.selected);
       for (const column of columns) {
         const td = el('td', column.numeric ? 'jp-mod-numeric' : '', this.cell(row, index, column, results.metric));
