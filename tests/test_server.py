@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-import tornado.httpclient
 
 from autoresearch_magics.server import discovery, payloads
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# pytest-jupyter's fixtures (a real jupyter_server per test), for this module only: registered
+# as a plugin they would be autouse for the whole suite and close other tests' event loops.
+from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
 
 CANARY = "outside-canary-0f3a"
 
@@ -62,33 +63,31 @@ def root(jp_root_dir, built_campaign):
 
 
 @pytest.fixture
-def raw_get(jp_serverapp, http_server_client, jp_base_url, jp_auth_header):
-    """GETs a path exactly as written (no client-side escaping); returns (code, json body)."""
-    async def get(path, headers=None):
+def raw_get(jp_serverapp, http_server_client, jp_base_url, jp_auth_header, jp_asyncio_loop):
+    """Sends a request to a path exactly as written (no client-side escaping); returns (code, JSON body)."""
+    def request(path, headers=None, method="GET"):
         url = jp_base_url.rstrip("/") + path
-        try:
-            response = await http_server_client.fetch(url, headers=jp_auth_header if headers is None else headers,
-                                                      raise_error=False)
-        except tornado.httpclient.HTTPClientError as exc:  # pragma: no cover - raise_error=False
-            response = exc.response
+        response = jp_asyncio_loop.run_until_complete(http_server_client.fetch(
+            url, method=method, body="" if method == "POST" else None, raise_error=False,
+            headers=jp_auth_header if headers is None else headers))
         body = response.body.decode() if response.body else ""
         try:
             return response.code, json.loads(body)
         except ValueError:
             return response.code, body
-    return get
+    return request
 
 
-async def test_lists_campaigns_under_the_root_with_relative_ids(root, raw_get):
-    code, body = await raw_get("/autoresearch/campaigns")
+def test_lists_campaigns_under_the_root_with_relative_ids(root, raw_get):
+    code, body = raw_get("/autoresearch/campaigns")
     assert code == 200
     assert [c["id"] for c in body["campaigns"]] == ["projects/nov22"]
     entry = body["campaigns"][0]
     assert (entry["tag"], entry["metric"], entry["direction"], entry["running"]) == ("nov22", "val_bpb", "min", None)
 
 
-async def test_status_reports_objective_best_and_delta_to_baseline(root, raw_get):
-    code, body = await raw_get("/autoresearch/campaigns/projects/nov22/status")
+def test_status_reports_objective_best_and_delta_to_baseline(root, raw_get):
+    code, body = raw_get("/autoresearch/campaigns/projects/nov22/status")
     assert code == 200
     assert body["objective"] == "minimise val_bpb"
     assert body["counts"] == {"keep": 2, "discard": 1, "crash": 1}
@@ -98,8 +97,8 @@ async def test_status_reports_objective_best_and_delta_to_baseline(root, raw_get
     assert "attempted" in body["stop"]["progress"]
 
 
-async def test_results_match_results_tsv(root, raw_get):
-    code, body = await raw_get("/autoresearch/campaigns/projects/nov22/results")
+def test_results_match_results_tsv(root, raw_get):
+    code, body = raw_get("/autoresearch/campaigns/projects/nov22/results")
     assert code == 200
     lines = (root / "projects" / "nov22" / "results.tsv").read_text().splitlines()
     assert body["columns"] == lines[0].split("\t")
@@ -107,46 +106,44 @@ async def test_results_match_results_tsv(root, raw_get):
     assert [row["status"] for row in body["rows"]] == ["keep", "keep", "discard", "crash"]
 
 
-async def test_experiment_gives_diff_and_bounded_log_tail(root, raw_get):
-    code, body = await raw_get("/autoresearch/campaigns/projects/nov22/experiments/2?lines=3")
+def test_experiment_gives_diff_and_bounded_log_tail(root, raw_get):
+    code, body = raw_get("/autoresearch/campaigns/projects/nov22/experiments/2?lines=3")
     assert code == 200
     assert "-LEARNING_RATE = 0.003" in body["diff"] and "+LEARNING_RATE = 0.01" in body["diff"]
     assert 0 < len(body["log_tail"]) <= 3 and body["log_tail"][-1].startswith("depth:")
     assert body["log_path"] == "logs/0002.log" and body["diff_truncated"] is False
-    code, body = await raw_get("/autoresearch/campaigns/projects/nov22/experiments/4?lines=100000")
+    code, body = raw_get("/autoresearch/campaigns/projects/nov22/experiments/4?lines=100000")
     assert code == 200 and len(body["log_tail"]) <= payloads.MAX_TAIL_LINES
     assert any("ZeroDivisionError" in line for line in body["log_tail"])
 
 
-async def test_unknown_experiment_is_404(root, raw_get):
-    code, body = await raw_get("/autoresearch/campaigns/projects/nov22/experiments/99")
+def test_unknown_experiment_is_404(root, raw_get):
+    code, body = raw_get("/autoresearch/campaigns/projects/nov22/experiments/99")
     assert code == 404 and "no experiment 99" in body["message"]
 
 
-async def test_root_campaign_is_reached_without_an_id(jp_root_dir, built_campaign, raw_get):
+def test_root_campaign_is_reached_without_an_id(jp_root_dir, built_campaign, raw_get):
     shutil.copytree(built_campaign, jp_root_dir, symlinks=True, dirs_exist_ok=True)
-    code, body = await raw_get("/autoresearch/campaigns")
+    code, body = raw_get("/autoresearch/campaigns")
     assert [c["id"] for c in body["campaigns"]] == ["."]
-    code, body = await raw_get("/autoresearch/campaigns/status")
+    code, body = raw_get("/autoresearch/campaigns/status")
     assert code == 200 and body["id"] == "." and body["tag"] == "nov22"
-    code, body = await raw_get("/autoresearch/campaigns/results")
+    code, body = raw_get("/autoresearch/campaigns/results")
     assert code == 200 and len(body["rows"]) == 4
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "token wrong-token"}], ids=["no-token", "wrong-token"])
 @pytest.mark.parametrize("path", ["/autoresearch/campaigns", "/autoresearch/campaigns/projects/nov22/status",
                                   "/autoresearch/campaigns/projects/nov22/experiments/2"])
-async def test_every_route_needs_the_token(root, raw_get, path, headers):
-    code, body = await raw_get(path, headers=headers)
+def test_every_route_needs_the_token(root, raw_get, path, headers):
+    code, body = raw_get(path, headers=headers)
     assert code == 403
     assert "nov22" not in json.dumps(body)
 
 
-async def test_stop_without_token_is_refused(root, jp_fetch):
-    with pytest.raises(tornado.httpclient.HTTPClientError) as err:
-        await jp_fetch("autoresearch", "campaigns", "projects", "nov22", "stop", method="POST", body="",
-                       headers={"Authorization": ""})
-    assert err.value.code == 403
+def test_stop_without_token_is_refused(root, raw_get):
+    code, _ = raw_get("/autoresearch/campaigns/projects/nov22/stop", headers={}, method="POST")
+    assert code == 403
 
 
 @pytest.mark.parametrize("path", [
@@ -164,46 +161,46 @@ async def test_stop_without_token_is_refused(root, jp_fetch):
     "/autoresearch/campaigns/notes/status",
     "/autoresearch/campaigns/%252E%252E/status",
 ])
-async def test_ids_that_escape_the_root_get_4xx_and_read_nothing(root, raw_get, monkeypatch, path):
+def test_ids_that_escape_the_root_get_4xx_and_read_nothing(root, raw_get, monkeypatch, path):
     opened = []
     monkeypatch.setattr(payloads, "_open", lambda folder: opened.append(folder))
-    code, body = await raw_get(path)
+    code, body = raw_get(path)
     assert 400 <= code < 500, (code, body)
     assert opened == []
     assert CANARY not in json.dumps(body)
 
 
-async def test_symlinked_campaign_outside_is_not_listed(root, raw_get):
-    code, body = await raw_get("/autoresearch/campaigns")
+def test_symlinked_campaign_outside_is_not_listed(root, raw_get):
+    code, body = raw_get("/autoresearch/campaigns")
     assert "linked" not in [c["id"] for c in body["campaigns"]]
 
 
-async def test_log_path_pointing_outside_is_refused(root, raw_get):
+def test_log_path_pointing_outside_is_refused(root, raw_get):
     results = root / "projects" / "nov22" / "results.tsv"
     secret = root.parent / "secret.log"
     secret.write_text(CANARY + "\n")
     results.write_text(results.read_text().replace("logs/0002.log", str(secret)))
-    code, body = await raw_get("/autoresearch/campaigns/projects/nov22/experiments/2")
+    code, body = raw_get("/autoresearch/campaigns/projects/nov22/experiments/2")
     assert code == 403 and CANARY not in json.dumps(body)
 
 
-async def test_malformed_results_tsv_is_422_naming_the_line(root, raw_get):
+def test_malformed_results_tsv_is_422_naming_the_line(root, raw_get):
     results = root / "projects" / "nov22" / "results.tsv"
     with open(results, "a") as fh:
         fh.write("1234567\tnot-a-number\t0.0\tkeep\tbroken row\n")
     for route in ("status", "results"):
-        code, body = await raw_get(f"/autoresearch/campaigns/projects/nov22/{route}")
+        code, body = raw_get(f"/autoresearch/campaigns/projects/nov22/{route}")
         assert code == 422
         assert "line 6" in body["message"] and "val_bpb" in body["message"]
-    code, body = await raw_get("/autoresearch/campaigns")
+    code, body = raw_get("/autoresearch/campaigns")
     assert code == 200 and [c["id"] for c in body["campaigns"]] == ["projects/nov22"]
 
 
-async def test_stop_signals_only_a_running_experiment(root, jp_fetch):
+def test_stop_signals_only_a_running_experiment(root, raw_get):
     folder = root / "projects" / "nov22"
     head = (folder / ".git" / "HEAD").read_text()
-    response = await jp_fetch("autoresearch", "campaigns", "projects", "nov22", "stop", method="POST", body="")
-    assert json.loads(response.body) == {"requested": False}
+    code, body = raw_get("/autoresearch/campaigns/projects/nov22/stop", method="POST")
+    assert (code, body) == (200, {"requested": False})
     assert not (folder / ".autoresearch" / "stop-request").exists()
     assert (folder / ".git" / "HEAD").read_text() == head
 
