@@ -1,4 +1,5 @@
 import {
+  ILabShell,
   ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
@@ -15,11 +16,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'autoresearch-magics:sidebar',
   description: 'Autoresearch campaigns: a sidebar with status, live run, results and chart.',
   autoStart: true,
-  optional: [ICommandPalette, ILayoutRestorer],
+  optional: [ICommandPalette, ILayoutRestorer, ILabShell],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    labShell: ILabShell | null
   ) => {
     const sidebar = new AutoresearchSidebar(app.commands);
     addCommands(app, sidebar);
@@ -35,6 +37,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     for (const command of ids) {
       palette?.addItem({ command, category: PALETTE_CATEGORY });
     }
+    // follow the active notebook, console or file to its campaign
+    labShell?.currentChanged.connect((_, change) => {
+      const widget = change.newValue as any;
+      const path: unknown = widget?.context?.path ?? widget?.sessionContext?.path;
+      if (typeof path === 'string') {
+        sidebar.follow(path);
+      }
+    });
     sidebar.changed.connect(() => {
       for (const command of ids) {
         app.commands.notifyCommandChanged(command);

@@ -73,8 +73,28 @@ export class AutoresearchSidebar extends Widget {
 
   /** Re-reads the campaign list and the selected campaign now. */
   async refresh(): Promise<void> {
+    this.results = null; // re-read the table even if its row count did not change
     await this.refreshCampaigns();
     await this.poll();
+  }
+
+  /**
+   * Selects the campaign that holds `path` (a document's path relative to the server root),
+   * so that with notebooks open on several campaigns the panel follows the active one.
+   */
+  follow(path: string): void {
+    const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
+    let best: string | null = null;
+    for (const { id } of this.campaigns) {
+      const inside = id === '.' || dir === id || dir.startsWith(id + '/');
+      if (inside && (best === null || best === '.' || id.length > best.length)) {
+        best = id;
+      }
+    }
+    if (best !== null && best !== this.selectedId) {
+      this.picker.value = best;
+      this.select(best, this.isVisible);
+    }
   }
 
   private build(): void {

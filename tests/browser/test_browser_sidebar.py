@@ -94,7 +94,14 @@ def test_notebook_button_opens_the_results_as_a_dataframe(page, lab):
     frame = page.locator(".jp-NotebookPanel .jp-OutputArea-output table.dataframe")
     frame.wait_for(timeout=90_000)  # a kernel starts and imports pandas
     assert frame.locator("tbody tr").count() == 4
-    assert list((lab.root / "projects" / "nov22").glob("Untitled*.ipynb"))  # created in the campaign folder
+    (notebook,) = (lab.root / "projects" / "nov22").glob("Untitled*.ipynb")  # created in the campaign folder
+
+    # with the panel on another campaign, activating the notebook brings its campaign back
+    select_campaign(panel, "projects/live")
+    page.keyboard.press("Control+Shift+L")  # a launcher becomes the current tab
+    page.locator(f'.lm-DockPanel-tabBar .lm-TabBar-tab[title*="{notebook.name}"]').click()
+    panel.locator(".jp-Autoresearch-tag").filter(has_text="nov22").wait_for(timeout=10_000)
+    assert panel.locator(".jp-Autoresearch-picker").input_value() == "projects/nov22"
 
 
 def test_console_button_opens_the_results_as_a_dataframe(page):
