@@ -28,6 +28,15 @@ def progress_report(campaign) -> str:
     return "; ".join(parts)
 
 
+def proposal_failed(exc: Exception, failures: int, proposer: Proposer, listener: CampaignListener) -> bool:
+    """Says why a proposal failed; returns True when too many failed in a row to go on."""
+    listener.message(f"proposal failed ({failures}/{MAX_PROPOSAL_FAILURES}): {exc}")
+    if failures >= MAX_PROPOSAL_FAILURES:
+        listener.message(f"stopping: the {proposer.name} proposer failed {failures} times in a row")
+        return True
+    return False
+
+
 def should_end(campaign, stop_event: threading.Event, listener: CampaignListener) -> bool:
     """Returns True (and says why) when a stop rule holds or a stop was requested; checked before
     every launch, by the sequential and the parallel loop alike."""
@@ -63,9 +72,7 @@ def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | No
                 proposal = Proposal("baseline") if baseline_due else proposer.propose(campaign)
             except ProposalError as exc:
                 failures += 1
-                listener.message(f"proposal failed ({failures}/{MAX_PROPOSAL_FAILURES}): {exc}")
-                if failures >= MAX_PROPOSAL_FAILURES:
-                    listener.message(f"stopping: the {proposer.name} proposer failed {failures} times in a row")
+                if proposal_failed(exc, failures, proposer, listener):
                     break
                 continue
             failures = 0

@@ -25,7 +25,7 @@ from .experiment import row_for
 from .keep_rules import Decision, KeepRule, keep_rule_for
 from .ledger import experiment_ref
 from .live import LiveState
-from .loop import MAX_PROPOSAL_FAILURES, REPORT_EVERY, progress_report, should_end
+from .loop import MAX_PROPOSAL_FAILURES, REPORT_EVERY, progress_report, proposal_failed, should_end
 from .proposers import Proposal, ProposalError, Proposer, RerunProposer
 from .stop_rules import stop_state
 from .executors.base import Executor
@@ -73,9 +73,7 @@ def run_parallel_loop(campaign, proposer: Proposer | None = None, max_proposals:
                     batch = propose_batch(proposer, campaign, max(1, min(room)), listener)
                 except ProposalError as exc:
                     failures += 1
-                    listener.message(f"proposal failed ({failures}/{MAX_PROPOSAL_FAILURES}): {exc}")
-                    if failures >= MAX_PROPOSAL_FAILURES:
-                        listener.message(f"stopping: the {proposer.name} proposer failed {failures} times in a row")
+                    if proposal_failed(exc, failures, proposer, listener):
                         break
                     continue
                 failures = 0
