@@ -68,7 +68,7 @@ class RunListener:
     """Callbacks from a run; the default ignores everything. Called on the runner's thread."""
 
     def started(self, pid: int) -> None:
-        """The child is running as process group `pid`."""
+        """The run's shepherd is running as process group `pid`, the command under it."""
 
     def lines(self, lines: list[str]) -> None:
         """New complete output lines (progress lines included)."""
