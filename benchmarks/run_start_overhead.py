@@ -6,6 +6,7 @@ command, read from the pipe. Wall = from start to the end of the output and the 
 Three paths, interleaved so that machine load hits them alike:
 
 - plain:    Popen(["/bin/sh", "-c", command], start_new_session=True), stdout piped;
+- python:   a bare `python -I -S` printing a line, for scale: the floor of any Python shepherd;
 - shepherd: the same with the shepherd in between (containment.shepherd_command);
 - run():    the whole runner (shepherd, log file, summary parser, marker, clean-up).
 
@@ -66,11 +67,13 @@ def main() -> None:
     parser.add_argument("--command", default="echo ready", help="the command run on every path")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    results: dict[str, list[tuple[float, float]]] = {"plain": [], "shepherd": [], "run()": []}
+    results: dict[str, list[tuple[float, float]]] = {"plain": [], "python": [], "shepherd": [], "run()": []}
+    bare_python = [sys.executable, "-I", "-S", "-c", "print('ready')"]
     with tempfile.TemporaryDirectory() as folder:
         time_popen(shepherd_command(args.command), env)  # warm the page cache for the interpreter
         for _ in range(args.n):
             results["plain"].append(time_popen(["/bin/sh", "-c", args.command], env))
+            results["python"].append(time_popen(bare_python, env))
             results["shepherd"].append(time_popen(shepherd_command(args.command), {**env, RUN_ID_ENV: new_run_id()}))
             results["run()"].append(time_run(args.command, folder))
     print(f"command: {args.command!r}, {args.n} runs per path, times in ms")
@@ -80,7 +83,7 @@ def main() -> None:
         wall = describe([w for _, w in samples])
         print(f"{name:10} {start[:7]:>16} {start[8:]:>7} {wall[:7]:>12} {wall[8:]:>7}")
     plain = {k: statistics.median(x[k] for x in results["plain"]) for k in (0, 1)}
-    for name in ("shepherd", "run()"):
+    for name in ("python", "shepherd", "run()"):
         added = [statistics.median(x[k] for x in results[name]) - plain[k] for k in (0, 1)]
         print(f"added by {name:9}: start-up {added[0] * 1000:+.1f} ms, wall {added[1] * 1000:+.1f} ms")
 

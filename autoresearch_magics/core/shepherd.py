@@ -17,12 +17,12 @@ gone, so the runner sees the end of the output only once nothing of the run is l
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import select
-import signal
 import sys
 import time
+
+import _signal as signal  # the C core of `signal`, whose enum wrappers would triple the start-up time
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -35,9 +35,31 @@ PARENT_CHECK_S = 0.5     # only where the kernel cannot signal the runner's deat
 def prctl(option: int, value: int) -> bool:
     """Returns True when the Linux prctl call succeeded (False elsewhere)."""
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
-    except (OSError, AttributeError):
+        return _libc_function("prctl")(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError, ImportError):
         return False
+
+
+def _libc_function(name: str):
+    """Returns a libc function taking and returning C ints. Built on _ctypes, the C core of
+    ctypes: importing ctypes itself costs several times more than the rest of this start-up."""
+    try:
+        import _ctypes
+
+        class Int(_ctypes._SimpleCData):
+            _type_ = "i"
+
+        class Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+            _restype_ = Int
+
+        class Libc:
+            _handle = _ctypes.dlopen(None)
+
+        return Function((name, Libc))
+    except (ImportError, AttributeError, TypeError):
+        import ctypes
+        return getattr(ctypes.CDLL(None), name)
 
 
 class Signals:
