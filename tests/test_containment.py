@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from autoresearch_magics.core.containment import RUN_ID_ENV, kill_run, run_processes
+from autoresearch_magics.core.containment import RUN_ID_ENV, kill_process_tree, kill_run, run_processes
 from autoresearch_magics.core.runner import RunListener, RunSpec, run
 
 PY = sys.executable
@@ -234,6 +234,28 @@ def test_runner_killed_with_sigkill_takes_its_run_down(tmp_path):
     runner.wait()
     assert eventually(lambda: not left_over(script.pids(), time.time()))
     assert not run_processes("run-of-a-killed-runner")
+
+
+@pytest.mark.timeout(90)
+def test_killing_the_tree_of_a_live_shepherd_from_outside_ends_its_detached_processes(tmp_path):
+    # what recovery does with the recorded pid when the runner hangs rather than dies
+    script = Script(tmp_path, """
+        daemon(ignore_term=True)
+        detached_sleeper(start_new_session=True)
+        note()
+        time.sleep(600)
+    """)
+    runner = subprocess.Popen([PY, "-c", RUNNER, script.command, str(tmp_path), str(tmp_path / "run.log"),
+                               "run-of-a-hung-runner", str(tmp_path / "shepherd.pid")])
+    try:
+        assert eventually(lambda: len(script.pids()) == 3)
+        runner.send_signal(signal.SIGSTOP)
+        kill_process_tree(int((tmp_path / "shepherd.pid").read_text()), grace_s=10)
+        assert not left_over(script.pids(), time.time())
+        assert not run_processes("run-of-a-hung-runner")
+    finally:
+        runner.kill()
+        runner.wait()
 
 
 @pytest.mark.timeout(90)

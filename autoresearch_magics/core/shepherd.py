@@ -93,6 +93,8 @@ def spawn(command: str) -> int:
             for sig in (signal.SIGPIPE, signal.SIGXFSZ):
                 signal.signal(sig, signal.SIG_DFL)
             os.execv("/bin/sh", ["/bin/sh", "-c", command])
+        except OSError as exc:
+            os.write(2, f"autoresearch: cannot start /bin/sh: {exc}\n".encode())
         finally:
             os._exit(127)
     return pid
