@@ -25,6 +25,7 @@ from .ledger import Ledger
 from .proposers import Proposal, Proposer, ProposalError
 from .runner import RunSpec, run
 from .summary import LINE_BREAKS
+from .validation import positive_seconds
 
 DEFAULT_AGENT_TIMEOUT_S = 900.0
 RECENT_ROWS = 15
@@ -77,7 +78,7 @@ class AgentProposer(Proposer):
 
     def __init__(self, command: str, timeout_s: float = DEFAULT_AGENT_TIMEOUT_S) -> None:
         self.command = command
-        self.timeout_s = timeout_s
+        self.timeout_s = positive_seconds("agent_timeout_s", timeout_s, "900")
 
     def propose(self, campaign):
         logs = campaign.paths.state / "agent"
