@@ -296,3 +296,10 @@ class Ledger:
             archive.seek(0)
             with tarfile.open(fileobj=archive) as tar:
                 tar.extractall(dest, filter="tar")
+
+    def is_tracked(self, path) -> bool:
+        """Returns True when git tracks `path` (False for a path outside the repository)."""
+        try:
+            return bool(self._git("ls-files", "--", str(path)))
+        except git.GitCommandError:
+            return False
