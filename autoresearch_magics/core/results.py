@@ -229,8 +229,9 @@ class ResultsFile:
         where = f"{self.path} line {self._lineno}"
         fix = "fix or delete that line (the file is otherwise kept as it is)"
         if len(cells) != len(self._header):
-            raise MalformedResults(f"{where}: {len(cells)} fields, expected {len(self._header)} like the header; "
-                                   f"{fix}")
+            columns = ", ".join(self._header[:5]) + (", ..." if len(self._header) > 5 else "")
+            raise MalformedResults(f"{where}: {len(cells)} fields, expected {len(self._header)} like the header "
+                                   f"({columns}); {fix}")
         row = dict(zip(self._header, cells))
         if row["status"] not in STATUSES:
             raise MalformedResults(f"{where}: status {row['status']!r} is not one of {', '.join(STATUSES)}; {fix}")
