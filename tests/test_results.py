@@ -69,13 +69,14 @@ def test_append_to_malformed_file_refuses_and_changes_nothing(tmp_path):
     assert path.read_text() == bad
 
 
-def test_file_without_final_newline_keeps_its_last_row(tmp_path):
+def test_complete_header_without_final_newline_is_used_for_the_first_row(tmp_path):
     path = tmp_path / "results.tsv"
-    path.write_text("commit\tval_bpb\tmemory_gb\tstatus\tdescription\na1b2c3d\t0.99\t1.0\tkeep\tlast")
+    path.write_text("commit\tval_bpb\tmemory_gb\tstatus\tdescription")
     results = ResultsFile(path, "val_bpb")
-    assert [r["description"] for r in results.rows()] == ["last"]
-    results.append(_row(experiment=2))
-    assert [r["status"] for r in ResultsFile(path, "val_bpb").rows()] == ["keep", "keep"]
+    assert results.rows() == []
+    results.append(_row(experiment=1))
+    assert path.read_text().splitlines()[0] == "commit\tval_bpb\tmemory_gb\tstatus\tdescription"
+    assert [r["status"] for r in ResultsFile(path, "val_bpb").rows()] == ["keep"]
 
 
 def test_incremental_reads_see_rows_appended_by_another_writer(tmp_path):

@@ -6,7 +6,7 @@ import shutil
 from dataclasses import fields
 from pathlib import Path
 
-from . import templates
+from . import templates, validation
 from .config import CampaignConfig, deadline_from_duration, now_utc
 from .errors import CampaignBusy, CampaignError, NotACampaign
 from .experiment_index import ExperimentIndex
@@ -44,6 +44,7 @@ class Campaign:
         as it is; a folder that is not a git repository becomes one.
         """
         paths = CampaignPaths.of(folder)
+        validation.check_init_folder(paths.root)
         settings = {k: v for k, v in settings.items() if v is not None}
         if deadline is not None:
             settings["deadline"] = deadline_from_duration(deadline)
@@ -61,6 +62,7 @@ class Campaign:
         # A campaign made from a template gets a repository of its own: its branch switches and
         # commits must never land in a project checkout that merely contains the folder.
         ledger = Ledger.init_repo(paths.root, own=bool(added))
+        validation.check_enclosing_repository(paths.root, ledger.repo.working_tree_dir)
         ledger.exclude_campaign_files()
         candidates = dict.fromkeys([*config.editable, *REFERENCE_FILES])
         to_commit = added or ledger.untracked([f for f in candidates if (paths.root / f).exists()])
@@ -153,6 +155,7 @@ class Campaign:
     def run(self, description: str, files: dict[str, str] | None = None, **options):
         """Runs one experiment (the baseline first when there is none); returns the ExperimentResults."""
         from .experiment import run_experiment
+        validation.check_runnable(self, files)
         return run_experiment(self, description, files, **options)
 
     # -- reading -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from .errors import CampaignError, NotACampaign
 from .paths import CampaignPaths
+from .validation import FieldError, check_config, check_duration_s, field_message
 
 DEFAULT_METRIC = "val_bpb"
 DEFAULT_BUDGET_S = 300.0
@@ -22,8 +23,6 @@ ENV_BUDGET = "AUTORESEARCH_BUDGET_S"      # training-time budget in seconds
 ENV_SEED = "AUTORESEARCH_SEED"            # integer seed for repeated runs
 ENV_DATA_DIR = "AUTORESEARCH_DATA_DIR"    # the campaign's data folder (absolute)
 ENV_EXPERIMENT = "AUTORESEARCH_EXPERIMENT"  # experiment number, for the script's own logs
-
-_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass
@@ -73,23 +72,8 @@ class CampaignConfig:
         return a < b if self.direction == "min" else a > b
 
     def validate(self) -> "CampaignConfig":
-        """Returns self after checking every field; raises CampaignError naming the fix."""
-        if not _TAG.match(self.tag or ""):
-            raise CampaignError(f"invalid tag {self.tag!r}: use letters, digits, '.', '_' or '-', e.g. --tag nov22")
-        if self.direction not in DIRECTIONS:
-            raise CampaignError(f"invalid direction {self.direction!r}: use --direction min or --direction max")
-        if not (self.budget_s > 0):
-            raise CampaignError(f"invalid budget {self.budget_s!r}: give a positive number of seconds, e.g. --budget 300")
-        if self.timeout_s is not None and not (self.timeout_s > 0):
-            raise CampaignError(f"invalid timeout {self.timeout_s!r}: give a positive number of seconds")
-        if self.keep_rule not in KEEP_RULES:
-            raise CampaignError(f"invalid keep rule {self.keep_rule!r}: use one of {', '.join(KEEP_RULES)}")
-        if not re.match(r"^\w+$", self.metric or ""):
-            raise CampaignError(f"invalid metric name {self.metric!r}: use the key the script prints, e.g. val_bpb")
-        if self.repeats < 1 or self.noise_runs < 2 or not (0.5 < self.confidence < 1):
-            raise CampaignError("repeats rule: need repeats >= 1, noise_runs >= 2 and 0.5 < confidence < 1")
-        if not self.editable:
-            raise CampaignError("no editable files: an experiment must be allowed to change at least train.py")
+        """Returns self after checking every field; raises CampaignError naming the field and the fix."""
+        check_config(self, {"direction": DIRECTIONS, "keep_rule": KEEP_RULES})
         return self
 
     def save(self, paths: CampaignPaths) -> None:
@@ -101,15 +85,26 @@ class CampaignConfig:
 
     @classmethod
     def load(cls, paths: CampaignPaths) -> "CampaignConfig":
-        """Returns the saved config; raises NotACampaign when there is none."""
+        """Returns the saved config, checked; raises NotACampaign when there is none and CampaignError
+        (one line naming the field and the fix) when it cannot be used."""
         if not paths.config.is_file():
             raise NotACampaign(f"{paths.root} holds no campaign: run `autoresearch init {paths.root}` first")
         try:
             raw = json.loads(paths.config.read_text())
-        except json.JSONDecodeError as exc:
-            raise CampaignError(f"{paths.config} is not valid JSON ({exc}): fix or delete it and run init again") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CampaignError(f"{paths.config} is not valid JSON ({exc}): fix or delete it and run init "
+                                f"again") from None
+        except OSError as exc:
+            raise CampaignError(f"cannot read {paths.config} ({exc.strerror}): make it readable") from None
+        if not isinstance(raw, dict) or not raw.get("tag"):
+            raise CampaignError(f"{paths.config} holds no campaign settings (no \"tag\"): fix or delete it and "
+                                f"run init again")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        config = cls(**{k: v for k, v in raw.items() if k in known})
+        try:
+            return config.validate()
+        except FieldError as exc:
+            raise CampaignError(field_message(exc.field, exc.value, exc.rule, exc.example, paths.config)) from None
 
 
 def now_utc() -> datetime:
@@ -125,13 +120,15 @@ def parse_duration_s(text: str) -> float:
     """Returns seconds for '90', '45m', '8h', '1h30m' or '2d'; raises CampaignError otherwise."""
     text = str(text).strip()
     try:
-        return float(text)
+        float(text)
     except ValueError:
         pass
+    else:
+        return check_duration_s(text, float(text))
     parts = _DURATION.findall(text)
     if not parts or _DURATION.sub("", text).strip():
         raise CampaignError(f"cannot read duration {text!r}: write e.g. 8h, 45m, 1h30m or 3600")
-    return sum(float(n) * _UNIT_S[u.lower()] for n, u in parts)
+    return check_duration_s(text, sum(float(n) * _UNIT_S[u.lower()] for n, u in parts))
 
 
 def deadline_from_duration(text: str) -> str:

@@ -286,3 +286,20 @@ class Ledger:
             self._git("worktree", "remove", "--force", str(path))
         except git.GitCommandError:
             self._git("worktree", "prune")
+
+    def export_tree(self, ref: str, dest) -> None:
+        """Writes the campaign folder's tracked files at `ref` into `dest` (plain files, no repository)."""
+        import tarfile
+        import tempfile
+        with tempfile.TemporaryFile() as archive:
+            self._cmd.execute(["git", "archive", "--format=tar", ref], output_stream=archive)
+            archive.seek(0)
+            with tarfile.open(fileobj=archive) as tar:
+                tar.extractall(dest, filter="tar")
+
+    def is_tracked(self, path) -> bool:
+        """Returns True when git tracks `path` (False for a path outside the repository)."""
+        try:
+            return bool(self._git("ls-files", "--", str(path)))
+        except git.GitCommandError:
+            return False

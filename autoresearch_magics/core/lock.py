@@ -11,6 +11,7 @@ import filelock
 
 from .errors import CampaignBusy
 from .paths import CampaignPaths
+from .validation import check_writable
 
 
 class RunnerLock:
@@ -24,6 +25,7 @@ class RunnerLock:
 
     def acquire(self, purpose: str = "run") -> None:
         """Takes the lock or raises CampaignBusy."""
+        check_writable(self.paths.root)  # a read-only folder: one line naming the fix, not a traceback
         try:
             self._lock.acquire(timeout=0)
         except filelock.Timeout:

@@ -145,6 +145,7 @@ def cmd_report(ctx, args):
 
 
 def cmd_plot(ctx, args):
+    from ..core.outputs import OutputRecord
     from ..presentation.plot import figure_png, plot_progress  # matplotlib loads on first use
     reader = ctx.session().reader
     figure = plot_progress(reader.frame(), reader.config.metric, reader.config.direction,
@@ -153,7 +154,9 @@ def cmd_plot(ctx, args):
     if args.save:
         target = Path(args.save).expanduser()
         target = target if target.is_absolute() else reader.paths.root / target
-        target.write_bytes(png)
+        outputs = OutputRecord(reader)  # never over a file the tool did not write (tracked, or yours)
+        target = outputs.write(outputs.choose_folder(target.parent, [target.name], reader.paths.state / "report")
+                               / target.name, png)
         print(f"saved {target}")
     display(Image(data=png, format="png"))
 

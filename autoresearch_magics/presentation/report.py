@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.outputs import OWN_FOLDER, OutputRecord, check_folder_writable
 from .text import format_value
 
 SUMMARY_NAME = "autoresearch-summary.md"
@@ -146,21 +147,27 @@ def _cell(text) -> str:
 def write_report(campaign, folder: str | Path | None = None, hardware: dict | None = None,
                  notebook: str | Path | None = None) -> Path:
     """Writes autoresearch-summary.md (and progress.png beside it; with `notebook`, that saved notebook
-    as HTML too, its live widgets replaced by their final state); returns the summary's path."""
-    folder = Path(folder or campaign.paths.root)
-    folder.mkdir(parents=True, exist_ok=True)
-    html_name = None
+    as HTML too, its live widgets replaced by their final state); returns the summary's path.
+
+    A name in `folder` that holds a file the tool did not write (tracked in git, or yours) is left
+    alone: the whole report then goes to a folder of the tool's own, named in the returned path."""
+    requested = Path(folder).expanduser() if folder else campaign.paths.root
+    frame = campaign.frame()
+    html_name = Path(notebook).stem + ".html" if notebook else None
+    names = [SUMMARY_NAME] + ([PLOT_NAME] if not frame.empty else []) + ([html_name] if html_name else [])
+    outputs = OutputRecord(campaign)
+    alternative = campaign.paths.state / "report" if not folder else requested / OWN_FOLDER
+    target = outputs.choose_folder(requested, names, alternative)
+    check_folder_writable(target, "write the report elsewhere with --out FOLDER")
+    target.mkdir(parents=True, exist_ok=True)
     if notebook:
         from .notebook_export import export_html
-        html_name = export_html(notebook, folder / (Path(notebook).stem + ".html")).name
+        outputs.remember(export_html(notebook, target / html_name))
     plot_name = None
-    frame = campaign.frame()
     if not frame.empty:
         from .plot import figure_png, plot_progress
         fig = plot_progress(frame, campaign.config.metric, campaign.config.direction,
                             title=f"campaign {campaign.config.tag}")
-        (folder / PLOT_NAME).write_bytes(figure_png(fig))
+        outputs.write(target / PLOT_NAME, figure_png(fig))
         plot_name = PLOT_NAME
-    path = folder / SUMMARY_NAME
-    path.write_text(campaign_report(campaign, hardware, plot_name, html_name))
-    return path
+    return outputs.write(target / SUMMARY_NAME, campaign_report(campaign, hardware, plot_name, html_name).encode())
