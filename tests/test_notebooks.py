@@ -8,7 +8,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from autoresearch_magics.presentation.notebook_export import WIDGET_VIEW, export_html, run_notebook
+from autoresearch_magics.presentation.notebook_export import WIDGET_VIEW, export_html
+from autoresearch_magics.presentation.notebook_runner import run_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "example_notebooks"
 SAMPLE = NOTEBOOKS / "sample_results.tsv"
