@@ -34,6 +34,7 @@ def campaign_notebook(folder) -> nbformat.NotebookNode:
         '%autoresearch loop --proposer sweep --space "WIDTH=int(64,512)" --max 2',
         "%autoresearch wait",
         "%autoresearch status",
+        '%autoresearch run -m "cut off: no cell waits for it"',
     ]
     return new_notebook(cells=[new_code_cell(c) for c in cells],
                         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
@@ -86,6 +87,14 @@ def test_each_panel_cell_saves_its_final_state_and_no_widget(executed):
     assert re.search(r"#3 \[\w+\] sweep #0: WIDTH=\d+: .*(KEEP|DISCARD)", html_to_text(loop_html))
 
 
+def test_a_run_nobody_waited_for_keeps_a_copy_that_says_it_is_not_live(executed):
+    nb, _ = executed
+    static, live = nb.cells[-1].outputs
+    assert "cut off" in static["data"]["text/plain"] and "NOT LIVE" in static["data"]["text/plain"]
+    assert "RUNNING" not in static["data"]["text/plain"]
+    assert WIDGET_VIEW in live["data"] and SLOT_CLASS in live["data"]["text/html"] and not live["data"]["text/plain"]
+
+
 def test_plain_nbconvert_of_the_saved_notebook_reads_as_a_report(executed):
     nb, path = executed
     page = plain_nbconvert(path)
@@ -93,6 +102,7 @@ def test_plain_nbconvert_of_the_saved_notebook_reads_as_a_report(executed):
     for needle in ("#1 baseline — KEEP", "#2 learning rate at its optimum — KEEP", "+LEARNING_RATE = 0.01",
                    "loop (sweep) · now #4 — DONE", "vs best", "val_bpb:"):
         assert needle in text, needle
+    assert "NOT LIVE" in text and "RUNNING" not in text
     assert "VBox(" not in page and "HTML(value=" not in page
     assert "model not found" not in page.lower()
     assert "Loading widget" not in page
@@ -101,7 +111,7 @@ def test_plain_nbconvert_of_the_saved_notebook_reads_as_a_report(executed):
 def test_report_html_of_the_saved_notebook_has_only_static_panels(executed, tmp_path):
     _, path = executed
     page = export_html(path, tmp_path / "report.html").read_text()
-    assert WIDGET_VIEW not in page and WIDGET_STATE not in page and SLOT_CLASS not in page
+    assert WIDGET_VIEW not in page and WIDGET_STATE not in page
     assert "learning rate at its optimum" in page and "VBox(" not in page
 
 

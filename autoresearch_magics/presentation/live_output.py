@@ -36,10 +36,8 @@ PAGE_STYLE = (
     "<style>"
     # the live widget is drawn: hide its static copy
     f"{CHILD}:has(.{STATIC_CLASS}):has(+ {CHILD} .{LIVE_CLASS}){{display:none}}"
-    # the widget output shows no live widget (placeholder, 'model not found', loading): hide it
-    f"{CHILD}:has(.{SLOT_CLASS}){{display:none}}"
-    f"{CHILD}:has(.{STATIC_CLASS}) + {CHILD}:has([data-mime-type='{WIDGET_VIEW}']):not(:has(.{LIVE_CLASS}))"
-    "{display:none}"
+    # the widget output after it shows no live widget (placeholder, 'model not found', loading): hide it
+    f"{CHILD}:has(.{SLOT_CLASS}),{CHILD}:has(.{STATIC_CLASS}) + {CHILD}:not(:has(.{LIVE_CLASS})){{display:none}}"
     "</style>")
 
 _SHOWN: "weakref.WeakSet[LiveOutput]" = weakref.WeakSet()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 
-from .live_output import SLOT_CLASS, WIDGET_VIEW
+from .live_output import WIDGET_VIEW
 from .static_html import STATIC_MARK, render_widget, static_block, text_of
 
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -45,23 +45,17 @@ def add_static_fallbacks(nb) -> int:
 
 
 def static_outputs(nb) -> None:
-    """Replaces every widget output with what reads without a kernel: its static copy or a note; drops
-    the empty placeholders of panels and the saved widget state."""
+    """Replaces every widget output with what reads without a kernel (its static copy, a panel's empty
+    placeholder, or a note) and drops the saved widget state."""
     add_static_fallbacks(nb)
     for cell in nb.cells:
-        kept = []
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if SLOT_CLASS in text_of(data.get("text/html", "")):
-                continue                       # a panel's widget slot: its static copy is the output before
             if WIDGET_VIEW in data:
                 del data[WIDGET_VIEW]
                 if "text/html" not in data:
                     data["text/html"] = MISSING_STATE_NOTE
                     data.pop("text/plain", None)   # the widget's repr: 'VBox(children=...'
-            kept.append(output)
-        if "outputs" in cell:
-            cell["outputs"] = kept
     nb.metadata.pop("widgets", None)
 
 
