@@ -77,14 +77,19 @@ def _short(value) -> str:
     return str(value)
 
 
-def stale_note(beat: int, after_s: int = STALE_AFTER_S) -> str:
-    """Returns a note that stays hidden while the view keeps being redrawn and appears `after_s`
-    seconds after the last redraw (CSS only: it works when the kernel is gone)."""
-    return (f"<style>@keyframes autoresearch-stale {{to {{visibility: visible}}}}</style>"
-            f"<div data-beat='{beat}' style='{MONO}; color:#9a6700; visibility:hidden; "
-            f"animation: autoresearch-stale 0s linear {after_s}s forwards'>&#9888; no news from the kernel for "
-            f"{after_s}s or more: if it stopped or restarted, this view is no longer live (the outcome is in "
-            f"results.tsv; <code>%autoresearch status</code> in a running kernel)</div>")
+def stale_note(beat: int, after_s: float | None = None) -> str:
+    """Returns a note that stays hidden (and takes no room) while the view keeps being redrawn and appears
+    `after_s` (default STALE_AFTER_S) seconds after the last redraw: CSS only, so it works when the
+    kernel is gone."""
+    after_s = STALE_AFTER_S if after_s is None else after_s
+    shown = "visibility: visible; font-size: 12px; line-height: 1.5"
+    # ipywidgets marks the views of a kernel it lost with .jupyter-widgets-disconnected: say it at once then
+    return (f"<style>@keyframes autoresearch-stale {{to {{{shown}}}}} "
+            f".jupyter-widgets-disconnected .autoresearch-stale {{{shown}}}</style>"
+            f"<div class='autoresearch-stale' data-beat='{beat}' style='{MONO}; color:#9a6700; visibility:hidden; "
+            f"font-size:0; line-height:0; animation: autoresearch-stale 0s linear {after_s:g}s forwards'>&#9888; no "
+            f"news from the kernel for {after_s:g}s or more: if it stopped or restarted, this view is no longer "
+            f"live (the outcome is in results.tsv; <code>%autoresearch status</code> in a running kernel)</div>")
 
 
 def pre(lines: list[str]) -> str:
