@@ -105,4 +105,4 @@ def test_panel_static_copy_is_kept_and_its_widget_slot_stays_hidden(tmp_path):
     page = export_html(path).read_text()
     assert "wider MLP" in page and SLOT_CLASS in page and WIDGET_VIEW not in page
     # the page's own styles hide the slot, and the copy whenever a live widget is drawn after it
-    assert f":has(.{SLOT_CLASS})" in page and ":has(+ .jp-OutputArea-child .autoresearch-live)" in page
+    assert f":has(.{SLOT_CLASS})" in page and ".autoresearch-copy" in page and ":has(+ .jp-OutputArea-child .autoresearch-live)" in page

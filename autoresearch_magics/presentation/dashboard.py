@@ -53,7 +53,7 @@ class Dashboard:
         self.output = LiveOutput(self.widget, self.static_html)
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.output.static_bundle() | self.output.live_bundle()
+        return self.output.combined_bundle()
 
     def show(self) -> None:
         """Displays the dashboard and its static copy in the current cell (main thread)."""

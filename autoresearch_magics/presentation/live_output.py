@@ -26,18 +26,19 @@ import uuid
 import weakref
 from typing import Callable
 
-from .static_html import STATIC_CLASS, html_to_text, static_block
+from .static_html import html_to_text, static_block
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 LIVE_CLASS = "autoresearch-live"           # on the root of every live panel's widget
 SLOT_CLASS = "autoresearch-live-slot"      # the widget output's placeholder when no widget is drawn
+COPY_CLASS = "autoresearch-copy"           # a static copy followed by its widget's output
 CHILD = ".jp-OutputArea-child"
 PAGE_STYLE = (
     "<style>"
     # the live widget is drawn: hide its static copy
-    f"{CHILD}:has(.{STATIC_CLASS}):has(+ {CHILD} .{LIVE_CLASS}){{display:none}}"
+    f"{CHILD}:has(.{COPY_CLASS}):has(+ {CHILD} .{LIVE_CLASS}){{display:none}}"
     # the widget output after it shows no live widget (placeholder, 'model not found', loading): hide it
-    f"{CHILD}:has(.{SLOT_CLASS}),{CHILD}:has(.{STATIC_CLASS}) + {CHILD}:not(:has(.{LIVE_CLASS})){{display:none}}"
+    f"{CHILD}:has(.{SLOT_CLASS}),{CHILD}:has(.{COPY_CLASS}) + {CHILD}:not(:has(.{LIVE_CLASS})){{display:none}}"
     "</style>")
 
 _SHOWN: "weakref.WeakSet[LiveOutput]" = weakref.WeakSet()
@@ -58,7 +59,14 @@ class LiveOutput:
     def static_bundle(self) -> dict:
         """Returns the static copy as a mime bundle (text/html with the page styles, text/plain)."""
         inner = self.render()
-        return {"text/html": PAGE_STYLE + static_block(inner), "text/plain": html_to_text(inner)}
+        return {"text/html": f"{PAGE_STYLE}<div class='{COPY_CLASS}'>{static_block(inner)}</div>",
+                "text/plain": html_to_text(inner)}
+
+    def combined_bundle(self) -> dict:
+        """Returns one output holding the widget view and the static copy (for `display(panel)`; JupyterLab
+        then shows the widget, or 'model not found' once it is gone: `show()` avoids that)."""
+        inner = self.render()
+        return {**self.live_bundle(), "text/html": static_block(inner), "text/plain": html_to_text(inner)}
 
     def live_bundle(self) -> dict:
         """Returns the widget's output: its view, and an empty placeholder for every other reader."""

@@ -70,7 +70,7 @@ class ExperimentPanel(JobListener):
         self.output = LiveOutput(self.widget, self.static_html, lambda: self.finished)
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.output.static_bundle() | self.output.live_bundle()
+        return self.output.combined_bundle()
 
     # -- display (main thread) ---------------------------------------------------------------------
     def show(self) -> None:
