@@ -16,7 +16,7 @@ from nbclient.exceptions import CellExecutionError
 
 from autoresearch_magics import Campaign
 from autoresearch_magics.core.hardware import describe_hardware
-from autoresearch_magics.presentation.notebook_export import run_notebook
+from autoresearch_magics.presentation.notebook_runner import run_notebook
 from autoresearch_magics.presentation.report import PLOT_NAME, write_report
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "example_notebooks" / "01_quickstart.ipynb"

@@ -79,3 +79,30 @@ def test_report_html_writes_the_notebook_page_beside_the_summary(toy_campaign, t
     summary = (out / "autoresearch-summary.md").read_text()
     assert "[campaign.html](campaign.html)" in summary and (out / "progress.png").exists()
     assert str(out / "campaign.html") in capsys.readouterr().out
+
+
+def test_widget_saved_without_state_becomes_a_note_not_its_repr(tmp_path):
+    nb = panel_notebook()
+    nb.metadata.pop("widgets")                        # JupyterLab's default: no widget state saved
+    nb.cells[0].outputs[0]["data"]["text/plain"] = "VBox(children=(HTML(value='<b>#2</b>'),))"
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(nb, path)
+    page = export_html(path).read_text()
+    assert "VBox(" not in page and "HTML(value=" not in page
+    assert "saved without its state" in page
+
+
+def test_panel_static_copy_is_kept_and_its_widget_slot_stays_hidden(tmp_path):
+    from autoresearch_magics.presentation.live_output import SLOT_CLASS
+    from autoresearch_magics.presentation.panel import ExperimentPanel
+    panel = ExperimentPanel("val_bpb", 60, "wider MLP")
+    panel.finished = True
+    static, live = panel.output.static_bundle(), panel.output.live_bundle()
+    nb = new_notebook(cells=[new_code_cell("%autoresearch run -m 'wider MLP'", outputs=[
+        new_output("display_data", data=static), new_output("display_data", data=live)])])
+    path = tmp_path / "panel.ipynb"
+    nbformat.write(nb, path)
+    page = export_html(path).read_text()
+    assert "wider MLP" in page and SLOT_CLASS in page and WIDGET_VIEW not in page
+    # the page's own styles hide the slot, and the copy whenever a live widget is drawn after it
+    assert f":has(.{SLOT_CLASS})" in page and ".autoresearch-copy" in page and ":has(+ .jp-OutputArea-child .autoresearch-live)" in page

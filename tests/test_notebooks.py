@@ -8,7 +8,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from autoresearch_magics.presentation.notebook_export import WIDGET_VIEW, export_html, run_notebook
+from autoresearch_magics.presentation.notebook_export import WIDGET_VIEW, export_html
+from autoresearch_magics.presentation.notebook_runner import run_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "example_notebooks"
 SAMPLE = NOTEBOOKS / "sample_results.tsv"
@@ -37,13 +38,59 @@ def execute(name: str, tmp_path: Path, timeout_s: float = 240):
     return nbformat.read(target, as_version=4), target
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
-def test_example_notebook_is_committed_without_outputs(name):
+WIDGET_REPRS = ("VBox(", "HBox(", "HTML(value=", "FloatProgress(", "Output(", "model not found", "Loading widget")
+EXAMPLES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+
+
+def output_texts(nb) -> str:
+    """Returns every text field of every output (all mime types), joined."""
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(str(out.get("text", "")))
+            parts += [str(value) for value in out.get("data", {}).values()]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_notebook_is_committed_executed_with_its_outputs(name):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    if all(not c.outputs and c.execution_count is None for c in code):
+        pytest.skip(f"{name} is committed unexecuted: `python scripts/execute_examples.py` executes the examples "
+                    f"in place (a real tinylm run), then commit them")
+    assert all(c.execution_count is not None for c in code), "every code cell ran"
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert any(o.output_type in ("display_data", "execute_result") for c in code for o in c.outputs)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_committed_example_holds_no_widget_reprs_or_widget_state(name):
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    text = output_texts(nb)
+    assert not [r for r in WIDGET_REPRS if r in text]
     assert "widgets" not in nb.metadata
+    assert WIDGET_VIEW not in text and not [o for c in nb.cells for o in c.get("outputs", [])
+                                           if WIDGET_VIEW in o.get("data", {})]
+
+
+def test_execute_examples_saves_static_panels_and_no_widgets(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    script = NOTEBOOKS.parent / "scripts" / "execute_examples.py"
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(script), "--only", "02", "--template", "toy", "--budget", "0.2",
+                           "--max", "3", "--out", str(out), "--workdir", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    nb = nbformat.read(out / "02_autonomous_campaign.ipynb", as_version=4)
+    source = nbformat.read(NOTEBOOKS / "02_autonomous_campaign.ipynb", as_version=4)
+    assert [c.source for c in nb.cells] == [c.source for c in source.cells]    # cells untouched
+    text = output_texts(nb)
+    assert "autoresearch-static" in text and "reached the maximum of 3 experiments" in text
+    assert not [r for r in WIDGET_REPRS if r in text] and WIDGET_VIEW not in text
+    assert "widgets" not in nb.metadata and all("execution" not in c.metadata for c in nb.cells)
 
 
 def test_quickstart_runs_a_tinylm_campaign_end_to_end(tmp_path, monkeypatch):

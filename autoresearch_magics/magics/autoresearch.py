@@ -159,7 +159,7 @@ class AutoresearchMagics(Magics):
     def show(self, panel: ExperimentPanel, job) -> None:
         """Displays the job's panel, or a line of text where widgets cannot show."""
         if self.use_widgets:
-            display(panel.widget)
+            panel.show()   # the widget and its static copy (what a notebook saved without widget state shows)
             return
         where = "starts now" if job.ahead == 0 else f"queued, {job.ahead} ahead"
         print(f"{job.kind} {job.description!r}: {where}. `%autoresearch wait` blocks until it ends; "

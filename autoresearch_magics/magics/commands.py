@@ -19,6 +19,7 @@ from ..core.live import read_json, read_live
 from ..core.paths import CampaignPaths
 from ..core.proposers import make_proposer
 from ..presentation.dashboard import live_dashboard
+from ..presentation.live_output import publish_all
 from ..presentation.text import format_result, format_show, format_status
 from ..verbs import executor_options, init_settings, proposer_options, stop_rule_settings
 from .edit import experiment_cell, fallback_widget, prefill_blocker
@@ -100,7 +101,7 @@ def cmd_panel(ctx, args):
         return None
     # its own Campaign object: the poller thread reads results.tsv while the main thread may too
     board = live_dashboard(Campaign(session.campaign.paths, session.campaign.config), ctx.dashboard_plot)
-    display(board.widget)
+    board.show()   # the widget and its static copy
     return None
 
 
@@ -231,12 +232,14 @@ def _wait(ctx, session, timeout: float | None):
                 latest = session.reader.status()["latest"]
                 if latest:
                     print(f"latest: #{latest['experiment']} {latest['description']!r} {latest['status']}")
+                publish_all()
                 return None
         finished = executor.wait(timeout)
     except KeyboardInterrupt:
         print("stopped waiting; the experiments go on (`%autoresearch stop` ends them)")
         return None
     _report(session)
+    publish_all()   # final states into the panels' static copies (nbclient: across cells; JupyterLab: this cell's)
     if not finished:
         print(f"still running after {timeout:g}s (the run goes on; `%autoresearch wait` again to wait longer)")
     return None

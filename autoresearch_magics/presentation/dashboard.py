@@ -4,20 +4,28 @@ It reads only the campaign's files (config, results.tsv, the live file), so it f
 started anywhere: this kernel, another notebook, a terminal. One shared poller thread refreshes
 the live dashboards every REFRESH_S, sending a widget update only when what it shows changed;
 only the newest dashboard of a campaign keeps refreshing.
+
+Shown with `show()`, it leaves a static copy in the cell (live_output.py); while it refreshes, a
+hidden "no news from the kernel" note is redrawn, and appears if the kernel dies.
 """
 from __future__ import annotations
 
+import copy
 import os
 import threading
+import time
 
 import ipywidgets as widgets
 
 from ..core.live import read_live
-from .html import MONO, badge, esc, number, results_table
+from .html import MONO, badge, esc, number, results_table, stale_note
+from .live_output import LIVE_CLASS, LiveOutput
+from .static_html import LIVE_ONLY, render_widget, widget_states
 from .throttle import TraitBatcher
 
 REFRESH_S = 1.0          # how often the poller looks at the campaign files
 TABLE_ROWS = 12          # recent results shown
+HEARTBEAT_S = 10.0       # the liveness note is redrawn this often while the dashboard refreshes
 
 
 class Dashboard:
@@ -30,19 +38,37 @@ class Dashboard:
         self._batch = TraitBatcher()
         self._lock = threading.Lock()
         self._seen_results = None
+        self._beats, self._last_beat = 0, 0.0
         self.summary = widgets.HTML()
+        self.pulse = widgets.HTML(_dom_classes=(LIVE_ONLY,))
         self.running = widgets.HTML()
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="50%"))
         self.table = widgets.HTML()
         self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
         self.footer = widgets.HTML()
-        children = [self.summary, widgets.HBox([self.progress, self.running]), self.table]
+        children = [self.summary, self.pulse, widgets.HBox([self.progress, self.running]), self.table]
         self.widget = widgets.VBox(children + ([self.plot] if with_plot else []) + [self.footer],
                                    layout=widgets.Layout(border="1px solid #d0d7de", padding="4px 8px"),
-                                   _dom_classes=("autoresearch-dashboard",))
+                                   _dom_classes=("autoresearch-dashboard", LIVE_CLASS))
+        self.output = LiveOutput(self.widget, self.static_html)
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        return self.output.combined_bundle()
+
+    def show(self) -> None:
+        """Displays the dashboard and its static copy in the current cell (main thread)."""
+        self.output.show()
+
+    def static_html(self) -> str:
+        """Returns the dashboard as static HTML, dated, its 'running' line marked as a saved copy."""
+        with self._lock:
+            self._batch.flush(wait=True)
+            states = copy.deepcopy(widget_states(self.widget))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        states[self.footer.model_id]["state"]["value"] = (
+            f"<span style='{MONO}; color:#57606a'>a copy of this dashboard as of {stamp}; the live view needs "
+            f"the kernel that showed it</span>")
+        return render_widget(self.widget.model_id, states)
 
     def _set(self, widget, **traits) -> None:
         self._batch.set(widget, **traits)
@@ -52,6 +78,9 @@ class Dashboard:
         with self._lock, self._batch.hold():
             self._refresh_results()
             self._refresh_live()
+            if self.live and time.monotonic() - self._last_beat >= HEARTBEAT_S:
+                self._beats, self._last_beat = self._beats + 1, time.monotonic()
+                self._set(self.pulse, value=stale_note(self._beats))
 
     def _refresh_results(self) -> None:
         signature = _file_signature(self.campaign.paths.results), _file_signature(self.campaign.paths.config)
@@ -85,6 +114,7 @@ class Dashboard:
         """Stops refreshing, saying why."""
         self.live = False
         with self._lock:
+            self._set(self.pulse, value="")
             self._set(self.footer, value=f"<span style='{MONO}; color:#57606a'>{esc(why)}</span>")
 
 

@@ -28,22 +28,68 @@ def number(value, digits: int = 6) -> str:
     return f"{value:.{digits}f}"
 
 
-def diff_html(diff: str, label: str, open_up_to_lines: int = 40) -> str:
-    """Returns a collapsible, coloured unified diff; short diffs start unfolded."""
+DIFF_MAX_LINES = 400     # a longer diff is cut here (its whole text: `%autoresearch show N`)
+DIFF_MAX_CHARS = 60_000
+STALE_AFTER_S = 30       # a live view with no news from its kernel for this long says so
+
+
+def diff_html(diff: str, label: str, open_up_to_lines: int = 40, max_lines: int = DIFF_MAX_LINES,
+              max_chars: int = DIFF_MAX_CHARS) -> str:
+    """Returns a collapsible, coloured unified diff, scrollable and cut at a size bound; short diffs
+    start unfolded."""
     if not diff.strip():
         return f"<div style='{MONO}; color:#57606a'>{esc(label)}</div>"
     lines = diff.splitlines()
     added = sum(1 for l in lines if l.startswith("+") and not l.startswith("+++"))
     removed = sum(1 for l in lines if l.startswith("-") and not l.startswith("---"))
+    shown, size = [], 0
+    for line in lines[:max_lines]:
+        size += len(line) + 1
+        if size > max_chars:
+            break
+        shown.append(line)
     body = []
-    for line in lines:
+    for line in shown:
         colour = ("#1a7f37" if line.startswith("+") and not line.startswith("+++") else
                   "#cf222e" if line.startswith("-") and not line.startswith("---") else
                   "#8250df" if line.startswith("@@") else "inherit")
         body.append(f"<span style='color:{colour}'>{esc(line)}</span>")
+    if len(shown) < len(lines):
+        body.append(f"<i>&hellip; {len(lines) - len(shown)} more lines not shown "
+                    f"(<code>%autoresearch show N</code> prints the whole diff)</i>")
     state = " open" if len(lines) <= open_up_to_lines else ""
-    return (f"<details{state}><summary style='{MONO}'>{esc(label)}: +{added} &minus;{removed} lines</summary>"
-            f"<pre style='{MONO}; max-height:24em; overflow:auto; margin:2px 0'>" + "\n".join(body) + "</pre></details>")
+    return (f"<details{state}><summary style='{MONO}; cursor:pointer'>{esc(label)}: +{added} &minus;{removed} "
+            f"lines</summary><pre style='{MONO}; max-height:24em; overflow:auto; margin:2px 0'>"
+            + "\n".join(body) + "</pre></details>")
+
+
+def params_html(params: dict | None) -> str:
+    """Returns the values a proposal tries, as `NAME = value` items ('' without any)."""
+    if not params:
+        return ""
+    items = " &middot; ".join(f"<code>{esc(name)} = {esc(_short(value))}</code>" for name, value in params.items())
+    return f"<div style='{MONO}'>trying {items}</div>"
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def stale_note(beat: int, after_s: float | None = None) -> str:
+    """Returns a note that stays hidden (and takes no room) while the view keeps being redrawn and appears
+    `after_s` (default STALE_AFTER_S) seconds after the last redraw: CSS only, so it works when the
+    kernel is gone."""
+    after_s = STALE_AFTER_S if after_s is None else after_s
+    shown = "visibility: visible; font-size: 12px; line-height: 1.5"
+    # ipywidgets marks the views of a kernel it lost with .jupyter-widgets-disconnected: say it at once then
+    return (f"<style>@keyframes autoresearch-stale {{to {{{shown}}}}} "
+            f".jupyter-widgets-disconnected .autoresearch-stale {{{shown}}}</style>"
+            f"<div class='autoresearch-stale' data-beat='{beat}' style='{MONO}; color:#9a6700; visibility:hidden; "
+            f"font-size:0; line-height:0; animation: autoresearch-stale 0s linear {after_s:g}s forwards'>&#9888; no "
+            f"news from the kernel for {after_s:g}s or more: if it stopped or restarted, this view is no longer "
+            f"live (the outcome is in results.tsv; <code>%autoresearch status</code> in a running kernel)</div>")
 
 
 def pre(lines: list[str]) -> str:

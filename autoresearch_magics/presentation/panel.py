@@ -3,9 +3,14 @@
 The panel is a listener: the worker thread calls it, and it only sets widget traits (never
 prints or displays). Every change goes through a TraitBatcher, which merges them and keeps the
 panel under 10 widget messages a second; a job's end is flushed before the job reports done.
+
+`show()` displays it with a static copy (live_output.py), so the saved notebook reads without a
+kernel; while its job runs, a heartbeat redraws a hidden "no news from the kernel" note, which
+appears in the browser if the kernel dies and the redraws stop.
 """
 from __future__ import annotations
 
+import copy
 import threading
 
 import ipywidgets as widgets
@@ -13,16 +18,22 @@ import ipywidgets as widgets
 from ..core.background import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobListener
 from ..core.errors import CampaignError
 from ..core.events import ExperimentResult
-from .html import MONO, badge, diff_html, esc, number, pre
+from .html import MONO, badge, diff_html, esc, number, params_html, pre, stale_note
+from .live_output import LIVE_CLASS, LiveOutput
+from .static_html import LIVE_ONLY, render_widget, widget_states
 from .throttle import TraitBatcher
 
 TAIL_LINES = 12          # log lines shown while running and after the end
 HISTORY_LINES = 20       # finished experiments listed in a loop's panel
 NOTES = 3                # loop messages kept
+HEARTBEAT_S = 10.0       # a running job's view is redrawn at least this often (well under STALE_AFTER_S)
 
 
 class ExperimentPanel(JobListener):
-    """Experiment number and description, budget progress, loss and throughput, log tail, outcome."""
+    """Experiment number and description, the candidate's diff (and a sweep's values), budget progress,
+    loss and throughput, log tail, outcome."""
+
+    wants_diff = True   # the start event should carry the diff against the best
 
     def __init__(self, metric: str, budget_s: float, description: str = "", kind: str = "experiment") -> None:
         self.metric, self.budget_s, self.kind = metric, budget_s, kind
@@ -31,9 +42,17 @@ class ExperimentPanel(JobListener):
         self.run = 1                          # repeat runs of one experiment count from 1
         self.finished_lines: list[str] = []
         self.notes_text: list[str] = []
+        self.state = "queued"
+        self.finished = False
+        self._state_extra = ""
+        self._diff_from_cell = False          # the cell showed the diff before the run started
+        self._beats = 0
+        self._heartbeat: threading.Event | None = None
         self._batch = TraitBatcher()
         self._lock = threading.RLock()        # the main thread (queueing) and the worker both update
         self.header = widgets.HTML()
+        self.pulse = widgets.HTML(_dom_classes=(LIVE_ONLY,))
+        self.candidate = widgets.HTML()
         self.diff = widgets.HTML()
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="0%", bar_style="info",
                                               layout=widgets.Layout(width="38%", min_width="220px"))
@@ -42,15 +61,33 @@ class ExperimentPanel(JobListener):
         self.outcome = widgets.HTML()
         self.history = widgets.HTML()
         self.notes = widgets.HTML()
-        self.widget = widgets.VBox([self.header, self.diff,
+        self.widget = widgets.VBox([self.header, self.pulse, self.candidate, self.diff,
                                     widgets.HBox([self.progress, self.stats],
                                                  layout=widgets.Layout(align_items="center")),
                                     self.tail, self.outcome, self.history, self.notes],
                                    layout=widgets.Layout(border="1px solid #d0d7de", padding="4px 8px"),
-                                   _dom_classes=("autoresearch-panel",))
+                                   _dom_classes=("autoresearch-panel", LIVE_CLASS))
+        self.output = LiveOutput(self.widget, self.static_html, lambda: self.finished)
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        return self.output.combined_bundle()
+
+    # -- display (main thread) ---------------------------------------------------------------------
+    def show(self) -> None:
+        """Displays the panel and its static copy in the current cell."""
+        self.output.show()
+
+    def static_html(self) -> str:
+        """Returns the panel as static HTML: its final state once the job is over, else the state so far
+        under a heading saying the copy is not live."""
+        with self._lock:
+            self._batch.flush(wait=True)
+            states = copy.deepcopy(widget_states(self.widget))
+            if not self.finished:
+                states[self.header.model_id]["state"]["value"] = self._header_html(
+                    "not live", "&middot; a copy saved when the cell ran; the live view needs the kernel that "
+                                "ran it (the outcome: <code>%autoresearch status</code>, results.tsv)")
+        return render_widget(self.widget.model_id, states)
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -71,25 +108,73 @@ class ExperimentPanel(JobListener):
         self._set(self.tail, outputs=outputs)
 
     def _title(self, state: str, extra: str = "") -> None:
+        self.state, self._state_extra = state, extra
+        self._set(self.header, value=self._header_html(state, extra))
+
+    def _header_html(self, state: str, extra: str = "") -> str:
         number_text = f"#{self.experiment}" if self.experiment is not None else "next experiment"
         if self.run > 1:
             number_text += f" (run {self.run})"
         what = f"loop ({esc(self.description)})" if self.kind == "loop" else esc(self.description)
         current = (f" &middot; now #{self.experiment}" if self.kind == "loop" and self.experiment else "")
         head = (f"<b>{what}</b>{current}" if self.kind == "loop" else f"<b>{number_text}</b> {what}")
-        self._set(self.header, value=f"<div style='{MONO}'>{head} &mdash; {badge(state)}"
-                                     f"{' ' + extra if extra else ''}</div>")
+        return f"<div style='{MONO}'>{head} &mdash; {badge(state)}{' ' + extra if extra else ''}</div>"
 
     def show_diff(self, diff: str, label: str) -> None:
-        """Shows the change this job makes, collapsible."""
-        self._set(self.diff, value=diff_html(diff, label))
+        """Shows the change this job makes, collapsible (before it starts: the cell's own diff)."""
+        with self._lock:
+            self._diff_from_cell = self.experiment is None and bool(diff.strip())
+            self._set(self.diff, value=diff_html(diff, label))
+
+    def show_candidate(self, description: str, diff: str | None = None, params: dict | None = None,
+                       label: str = "diff against the best") -> None:
+        """Shows what the starting experiment tries: its description (in a loop's panel), the values a
+        sweep proposes, and its unified diff against the best (kept when `diff` is None or empty and
+        the cell already showed one)."""
+        with self._lock, self._batch.hold():
+            line = f"<div style='{MONO}'>now: {esc(description)}</div>" if self.kind == "loop" and description else ""
+            self._set(self.candidate, value=line + params_html(params))
+            if diff and diff.strip():
+                self._set(self.diff, value=diff_html(diff, label))
+            elif not self._diff_from_cell:
+                self._set(self.diff, value=diff_html("", label))
+            self._diff_from_cell = False
 
     # -- JobListener ---------------------------------------------------------------------------
     def job_changed(self, job: Job) -> None:
         with self._lock, self._batch.hold():
             self._show_job(job)
+            self.finished = job.finished
+            self._beat()
         if job.finished:
+            self._stop_heartbeat()
             self._batch.flush(wait=True)  # before the job reports done: a waiting cell sees the end
+        else:
+            self._start_heartbeat()
+
+    # -- liveness: a hidden note, redrawn while the job runs, that shows once redraws stop ------------
+    def _beat(self) -> None:
+        self._beats += 1
+        self._set(self.pulse, value="" if self.finished else stale_note(self._beats))
+
+    def _start_heartbeat(self) -> None:
+        with self._lock:
+            if self._heartbeat is not None:
+                return
+            self._heartbeat = stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                with self._lock, self._batch.hold():
+                    if not self.finished:
+                        self._beat()
+
+        threading.Thread(target=beat, name="autoresearch-panel-heartbeat", daemon=True).start()
+
+    def _stop_heartbeat(self) -> None:
+        with self._lock:
+            if self._heartbeat is not None:
+                self._heartbeat.set()
 
     def _show_job(self, job: Job) -> None:
         if job.state == QUEUED and job.ahead == 0:
@@ -124,9 +209,12 @@ class ExperimentPanel(JobListener):
             if self.kind != "loop":
                 self.description = info["description"]
             self._title("running")
-            label = (f"diff against the best ({info['parent']})" if info["commit"] != info["parent"]
-                     else f"runs train.py as committed ({info['commit']}), unchanged")
-            self.show_diff(info.get("diff", ""), label)
+            unchanged = info.get("commit") is not None and info.get("commit") == info.get("parent")
+            label = (f"runs train.py as committed ({info['commit']}), unchanged" if unchanged
+                     else f"diff against the best ({info.get('parent', '?')})")
+            if not unchanged and not info.get("diff") and not self._diff_from_cell:
+                label += f"; %autoresearch show {self.experiment} prints it"
+            self.show_candidate(info.get("description", ""), info.get("diff"), info.get("params"), label)
             self.budget_s = info.get("budget_s", self.budget_s)
             self._set(self.progress, value=0.0, description="0%", bar_style="info")
             self._set(self.stats, value=f"<span style='{MONO}'>starting&hellip;</span>")
