@@ -21,23 +21,25 @@ export function lossAt(points: ICurvePoint[], t: number): number | null {
   return points[points.length - 1].loss;
 }
 
-/** Returns one sentence comparing the run with the best at the run's latest training time. */
+/** Returns one sentence comparing the run with the best at the latest training time both reached. */
 export function curveComparison(curve: ICurve): string {
   const last = curve.points[curve.points.length - 1];
   if (!last) {
     return 'No loss curve: the run printed no progress lines.';
   }
-  const at = `at ${durationText(last.training_seconds)} of training: loss ${last.loss.toFixed(4)}`;
   if (!curve.best) {
-    return `${at} (this is the best experiment)`;
+    return `at ${durationText(last.training_seconds)} of training: loss ${last.loss.toFixed(4)} (the best experiment)`;
   }
-  const best = lossAt(curve.best.points, last.training_seconds);
-  if (best === null) {
-    return `${at}; the best #${curve.best.experiment} has no loss at that time`;
+  const bestLast = curve.best.points[curve.best.points.length - 1];
+  const t = Math.min(last.training_seconds, bestLast?.training_seconds ?? -1);
+  const run = lossAt(curve.points, t);
+  const best = lossAt(curve.best.points, t);
+  if (run === null || best === null) {
+    return `loss ${last.loss.toFixed(4)} at ${durationText(last.training_seconds)}; the best #${curve.best.experiment} has no loss at that time`;
   }
-  const delta = last.loss - best;
+  const delta = run - best;
   const sign = delta > 0 ? '+' : delta < 0 ? '−' : '±';
-  return `${at} vs best #${curve.best.experiment} ${best.toFixed(4)} (${sign}${Math.abs(delta).toFixed(4)})`;
+  return `at ${durationText(t)} of training: loss ${run.toFixed(4)} vs best #${curve.best.experiment} ${best.toFixed(4)} (${sign}${Math.abs(delta).toFixed(4)})`;
 }
 
 /**

@@ -27,7 +27,9 @@ export class CurveView {
       this.node.hidden = !message;
       this.chart.textContent = '';
       this.legend.textContent = '';
-      this.comparison.textContent = message;
+      // the server's message names the fix; the panel is narrow, so it goes in the tooltip
+      this.comparison.textContent = message ? 'No loss curves: this server does not record them.' : '';
+      this.comparison.title = message;
       this.comparison.classList.add('jp-Autoresearch-dim');
       return;
     }

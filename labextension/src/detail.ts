@@ -31,16 +31,16 @@ export class ExperimentDetailView {
 
   constructor(onOpen: () => void, onClose: () => void) {
     const head = el('div', 'jp-Autoresearch-detailHead');
-    const open = el('button', 'jp-Button jp-mod-styled jp-mod-accept jp-Autoresearch-openButton', 'Open diff & log');
-    open.title = 'Open this experiment’s diff and log in the main area, where they are readable';
+    const open = el('button', 'jp-Autoresearch-action jp-Autoresearch-openButton', 'Open diff and log in the main area');
+    open.title = 'Open this experiment’s diff and log in a main-area tab, where they are readable';
     open.addEventListener('click', onOpen);
     const close = el('button', 'jp-Button jp-mod-minimal jp-Autoresearch-iconButton', '×');
     close.title = 'Close';
     close.setAttribute('aria-label', 'Close the experiment');
     close.addEventListener('click', onClose);
-    head.append(this.title, open, close);
+    head.append(this.title, close);
     this.node.append(
-      head, this.summary, this.commits, this.curve.node,
+      head, this.summary, this.commits, open, this.curve.node,
       el('h4', '', 'Diff against parent'), this.diffBox, this.logTitle, this.log
     );
     this.node.hidden = true;

@@ -57,7 +57,7 @@ export class ProposalView {
     this.reason.value = '';
     this.setBusy(false);
     setText(this.message, '');
-    setText(this.title, `Proposal #${proposal.experiment} waits for you`);
+    setText(this.title, `Proposal #${proposal.experiment} · waiting`);
     setText(this.description, proposal.description);
     this.diffBox.textContent = '';
     this.diffBox.appendChild(
