@@ -31,7 +31,7 @@ export class ExperimentDetailView {
 
   constructor(onOpen: () => void, onClose: () => void) {
     const head = el('div', 'jp-Autoresearch-detailHead');
-    const open = el('button', 'jp-Autoresearch-action jp-Autoresearch-openButton', 'Open diff and log in the main area');
+    const open = el('button', 'jp-Autoresearch-action jp-Autoresearch-openButton', 'Open diff and log');
     open.title = 'Open this experiment’s diff and log in a main-area tab, where they are readable';
     open.addEventListener('click', onOpen);
     const close = el('button', 'jp-Button jp-mod-minimal jp-Autoresearch-iconButton', '×');
