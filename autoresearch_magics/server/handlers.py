@@ -95,6 +95,7 @@ _ID = r"(?:/(?P<cid>.+))?"  # optional: absent for the root campaign
 
 def routes(base_url: str) -> list[tuple]:
     """Returns the (pattern, handler) pairs under `base_url`."""
+    from . import curves, proposals  # imported here: their handlers build on this module's _Handler
     def at(path):
         return url_path_join(base_url, "autoresearch", path)
     return [
@@ -103,6 +104,8 @@ def routes(base_url: str) -> list[tuple]:
         (at(rf"campaigns{_ID}/results"), ResultsHandler),
         (at(rf"campaigns{_ID}/experiments/(?P<number>\d+)"), ExperimentHandler),
         (at(rf"campaigns{_ID}/stop"), StopHandler),
+        (at(rf"campaigns{_ID}/experiments/(?P<number>\d+)/curve"), curves.CurveHandler),
+        (at(rf"campaigns{_ID}/proposal"), proposals.ProposalHandler),
     ]
 
 

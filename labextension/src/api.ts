@@ -4,6 +4,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import {
   ICampaignStatus,
   ICampaignSummary,
+  ICurve,
   IExperimentDetail,
   IResults
 } from './tokens';
@@ -63,14 +64,30 @@ export function getResults(id: string): Promise<IResults> {
   return requestAPI(campaignPath(id, 'results'));
 }
 
+/** Returns one experiment's row, diff and log tail (the server's default number of log lines). */
 export function getExperiment(
   id: string,
-  experiment: number,
-  lines = 60
+  experiment: number
 ): Promise<IExperimentDetail> {
-  return requestAPI(
-    campaignPath(id, `experiments/${experiment}`) + `?lines=${lines}`
-  );
+  return requestAPI(campaignPath(id, `experiments/${experiment}`));
+}
+
+/** Returns an experiment's loss curve and the best's; 501 when the server records no curves. */
+export function getCurve(id: string, experiment: number): Promise<ICurve> {
+  return requestAPI(campaignPath(id, `experiments/${experiment}/curve`));
+}
+
+/** Answers the proposal the runner waits on; `experiment` guards against a proposal that moved on. */
+export function decideProposal(
+  id: string,
+  experiment: number,
+  decision: 'run' | 'skip',
+  reason = ''
+): Promise<{ written: boolean }> {
+  return requestAPI(campaignPath(id, 'proposal'), {
+    method: 'POST',
+    body: JSON.stringify({ decision, reason, experiment })
+  });
 }
 
 export function requestStop(id: string): Promise<{ requested: boolean }> {

@@ -1,7 +1,7 @@
-import { experimentOf } from './format';
+import { el, experimentOf } from './format';
+import { innerWidth, svgNode as node } from './svg';
 import { IResults } from './tokens';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const H = 140; // px; the width follows the panel (see the sidebar's onResize)
 const PAD = { left: 50, right: 10, top: 10, bottom: 20 };
 
@@ -12,27 +12,16 @@ interface IPoint {
   description: string;
 }
 
-function node(
-  tag: string,
-  attrs: { [name: string]: string | number },
-  text?: string
-): SVGElement {
-  const n = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    n.setAttribute(k, String(v));
-  }
-  if (text !== undefined) {
-    n.textContent = text;
-  }
-  return n;
-}
-
 /**
  * Returns the progress chart: every attempt by experiment number (kept filled, discarded
  * hollow, crashes as crosses on the bottom axis) and the best-so-far staircase, as the
  * inline plot draws it.
  */
-export function progressChart(results: IResults, width: number): SVGSVGElement {
+export function progressChart(
+  results: IResults,
+  width: number,
+  selected: number | null = null
+): SVGSVGElement {
   const W = Math.max(width, 160);
   const svg = node('svg', {
     viewBox: `0 0 ${W} ${H}`,
@@ -104,24 +93,83 @@ export function progressChart(results: IResults, width: number): SVGSVGElement {
   }
 
   for (const p of points) {
-    const title = `#${p.x} ${p.status}${p.y === null ? '' : ' ' + p.y.toFixed(6)}: ${p.description}`;
-    let mark: SVGElement;
-    if (p.y === null) {
-      const cx = sx(p.x);
-      mark = node('path', {
-        d: `M${cx - 4},${bottom - 10}l8,8m0,-8l-8,8`,
-        class: 'jp-Autoresearch-mark jp-mod-crash'
-      });
-    } else {
-      mark = node('circle', {
-        cx: sx(p.x),
-        cy: sy(p.y),
-        r: 3.5,
-        class: `jp-Autoresearch-mark jp-mod-${p.status}`
-      });
+    const title = `#${p.x} ${p.status}${p.y === null ? '' : ' ' + p.y.toFixed(6)}: ${p.description} (click to select)`;
+    const cx = sx(p.x);
+    const cy = p.y === null ? bottom - 6 : sy(p.y);
+    // one group per attempt, with a larger transparent disc so a click need not hit the 3.5 px mark
+    const group = node('g', {
+      class: `jp-Autoresearch-point${p.x === selected ? ' jp-mod-selected' : ''}`,
+      'data-experiment': p.x
+    });
+    group.appendChild(node('circle', { cx, cy, r: 8, class: 'jp-Autoresearch-hit' }));
+    if (p.x === selected) {
+      group.appendChild(node('circle', { cx, cy, r: 6.5, class: 'jp-Autoresearch-selectedRing' }));
     }
-    mark.appendChild(node('title', {}, title));
-    svg.appendChild(mark);
+    group.appendChild(
+      p.y === null
+        ? node('path', { d: `M${cx - 4},${bottom - 10}l8,8m0,-8l-8,8`, class: 'jp-Autoresearch-mark jp-mod-crash' })
+        : node('circle', { cx, cy, r: 3.5, class: `jp-Autoresearch-mark jp-mod-${p.status}` })
+    );
+    group.appendChild(node('title', {}, title));
+    svg.appendChild(group);
   }
   return svg;
+}
+
+/**
+ * The progress chart and its legend. A click on a point reports its experiment (one listener on
+ * the box, so a redraw never drops a click); it redraws only when the results, the selected
+ * experiment or the width change.
+ */
+export class ProgressChartView {
+  readonly node = el('section', 'jp-Autoresearch-chartBox');
+  private results: IResults | null = null;
+  private selected: number | null = null;
+  private width = 0;
+
+  constructor(onSelect: (experiment: number) => void) {
+    this.node.hidden = true;
+    this.node.addEventListener('click', event => {
+      const point = (event.target as Element).closest?.('.jp-Autoresearch-point');
+      const n = Number(point?.getAttribute('data-experiment'));
+      if (point && Number.isFinite(n)) {
+        onSelect(n);
+      }
+    });
+  }
+
+  update(results: IResults | null, selected: number | null): void {
+    if (results === this.results && selected === this.selected) {
+      return;
+    }
+    this.results = results;
+    this.selected = selected;
+    this.draw();
+  }
+
+  resize(): void {
+    if (this.results && Math.abs(this.node.clientWidth - this.width) > 8) {
+      this.draw();
+    }
+  }
+
+  /** Draws the chart at the panel's width, so its text stays at its natural size. */
+  private draw(): void {
+    const results = this.results;
+    this.node.textContent = '';
+    this.node.hidden = !results?.rows.length;
+    if (!results || !results.rows.length) {
+      return;
+    }
+    this.width = this.node.clientWidth;
+    this.node.appendChild(progressChart(results, innerWidth(this.node), this.selected));
+    const legend = el('div', 'jp-Autoresearch-legend');
+    legend.append(
+      el('span', 'jp-mod-keep', '● kept'),
+      el('span', 'jp-mod-discard', '○ discarded'),
+      el('span', 'jp-mod-crash', '× crash'),
+      el('span', 'jp-mod-best', `— best ${results.metric} so far`)
+    );
+    this.node.appendChild(legend);
+  }
 }

@@ -2,8 +2,9 @@ import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
 
-import { getStatus, requestStop } from './api';
-import { AutoresearchSidebar } from './sidebar';
+import { decideProposal, getStatus, requestStop } from './api';
+import { openExperimentPanel } from './experimentpanel';
+import { CampaignModel, waitingProposal } from './model';
 import { CommandIDs, ICampaignStatus } from './tokens';
 
 // Only what these commands use of a NotebookPanel / ConsolePanel, so the extension does not
@@ -37,9 +38,9 @@ function frameCode(where: string, comment: string): string {
 }
 
 /** Registers the palette commands; each acts on `args.id` or on the sidebar's campaign. */
-export function addCommands(app: JupyterFrontEnd, sidebar: AutoresearchSidebar): void {
+export function addCommands(app: JupyterFrontEnd, model: CampaignModel): void {
   const { commands } = app;
-  const idOf = (args: any): string | null => (args?.id as string) ?? sidebar.selected;
+  const idOf = (args: any): string | null => (args?.id as string) ?? model.selected;
   // naming the kernel up front skips the "Select Kernel" dialog
   const kernelName = () => app.serviceManager.kernelspecs.specs?.default ?? 'python3';
   const hasCampaign = (args: any) => idOf(args) !== null;
@@ -129,7 +130,7 @@ export function addCommands(app: JupyterFrontEnd, sidebar: AutoresearchSidebar):
   commands.addCommand(CommandIDs.stop, {
     label: 'Stop the Running Experiment',
     caption: "Ask the campaign's runner to stop its running experiment",
-    isEnabled: args => hasCampaign(args) && (idOf(args) !== sidebar.selected || !!sidebar.status?.running),
+    isEnabled: args => hasCampaign(args) && (idOf(args) !== model.selected || !!model.status?.running),
     execute: async args => {
       const status = await statusOf(args);
       if (!status) {
@@ -155,12 +156,75 @@ export function addCommands(app: JupyterFrontEnd, sidebar: AutoresearchSidebar):
       } else {
         Notification.info(`Experiment #${live.experiment} had already finished.`);
       }
-      await sidebar.refresh();
+      await model.refresh();
     }
   });
 
   commands.addCommand(CommandIDs.refresh, {
     label: 'Refresh Autoresearch Campaigns',
-    execute: () => sidebar.refresh()
+    execute: () => model.refresh()
   });
+
+  // the experiment a command acts on: its args, else the table row under a right click, else
+  // the sidebar's selected experiment
+  const experimentOf = (args: any): number | null => {
+    if (typeof args?.experiment === 'number') {
+      return args.experiment;
+    }
+    const row = app.contextMenuHitTest(node => node.classList.contains('jp-Autoresearch-row'));
+    const n = Number(row?.dataset.experiment);
+    return row && Number.isFinite(n) ? n : model.experiment;
+  };
+
+  commands.addCommand(CommandIDs.openExperiment, {
+    label: args => (args?.proposal ? 'Open the Waiting Proposal’s Diff' : 'Open Experiment Diff and Log'),
+    caption: 'Open an experiment’s diff and log tail in the main area, where they are readable',
+    isEnabled: args => hasCampaign(args) &&
+      (args?.proposal ? !!waitingProposal(model.status) : experimentOf(args) !== null),
+    execute: async args => {
+      const id = idOf(args);
+      const tag = model.status?.tag ?? id ?? '';
+      if (id === null) {
+        return;
+      }
+      if (args?.proposal) {
+        const p = waitingProposal(model.status);
+        if (p) {
+          await openExperimentPanel(app, { id, proposal: p.experiment, description: p.description, diff: p.diff }, tag);
+        }
+        return;
+      }
+      const experiment = experimentOf(args);
+      if (experiment !== null) {
+        await openExperimentPanel(app, { id, experiment }, tag);
+      }
+    }
+  });
+
+  const decide = (decision: 'run' | 'skip') => async (args: any) => {
+    const id = idOf(args);
+    const waiting = waitingProposal(model.status);
+    const experiment = typeof args?.experiment === 'number' ? args.experiment : waiting?.experiment;
+    if (id === null || experiment === undefined) {
+      Notification.info('No proposal is waiting for a decision.');
+      return;
+    }
+    await decideProposal(id, experiment, decision, (args?.reason as string) ?? '');
+    await model.refresh();
+  };
+  const waiting = () => !!waitingProposal(model.status);
+  commands.addCommand(CommandIDs.runProposal, {
+    label: 'Run the Waiting Proposal',
+    caption: 'Approve the proposal the campaign waits on: it runs as the next experiment',
+    isEnabled: waiting,
+    execute: decide('run')
+  });
+  commands.addCommand(CommandIDs.skipProposal, {
+    label: 'Skip the Waiting Proposal',
+    caption: 'Do not run the proposal the campaign waits on (args.reason is recorded)',
+    isEnabled: waiting,
+    execute: decide('skip')
+  });
+
+  app.contextMenu.addItem({ command: CommandIDs.openExperiment, selector: '.jp-Autoresearch-row', rank: 1 });
 }

@@ -40,6 +40,13 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** Sets an element's text only when it changed, so a refresh mutates nothing it need not. */
+export function setText(node: HTMLElement, text: string): void {
+  if (node.textContent !== text) {
+    node.textContent = text;
+  }
+}
+
 /** Returns the experiment number of a results row (the row's position for a reference-format file). */
 export function experimentOf(
   row: { [column: string]: string },

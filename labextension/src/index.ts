@@ -7,24 +7,27 @@ import {
 import { ICommandPalette } from '@jupyterlab/apputils';
 
 import { addCommands } from './commands';
+import { CampaignModel } from './model';
 import { AutoresearchSidebar } from './sidebar';
-import { CommandIDs } from './tokens';
+import { CommandIDs, IAutoresearchModel } from './tokens';
 
 const PALETTE_CATEGORY = 'Autoresearch';
 
-const plugin: JupyterFrontEndPlugin<void> = {
+const plugin: JupyterFrontEndPlugin<IAutoresearchModel> = {
   id: 'autoresearch-magics:sidebar',
   description: 'Autoresearch campaigns: a sidebar with status, live run, results and chart.',
   autoStart: true,
+  provides: IAutoresearchModel,
   optional: [ICommandPalette, ILayoutRestorer, ILabShell],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
     labShell: ILabShell | null
-  ) => {
-    const sidebar = new AutoresearchSidebar(app.commands);
-    addCommands(app, sidebar);
+  ): IAutoresearchModel => {
+    const model = new CampaignModel();
+    const sidebar = new AutoresearchSidebar(model, app.commands);
+    addCommands(app, model);
     app.shell.add(sidebar, 'left', { rank: 650 });
     restorer?.add(sidebar, sidebar.id);
     const ids = [
@@ -32,7 +35,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       CommandIDs.openConsole,
       CommandIDs.openReport,
       CommandIDs.stop,
-      CommandIDs.refresh
+      CommandIDs.refresh,
+      CommandIDs.openExperiment,
+      CommandIDs.runProposal,
+      CommandIDs.skipProposal
     ];
     for (const command of ids) {
       palette?.addItem({ command, category: PALETTE_CATEGORY });
@@ -42,14 +48,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const widget = change.newValue as any;
       const path: unknown = widget?.context?.path ?? widget?.sessionContext?.path;
       if (typeof path === 'string') {
-        sidebar.follow(path);
+        model.follow(path);
       }
     });
-    sidebar.changed.connect(() => {
+    model.changed.connect(() => {
       for (const command of ids) {
         app.commands.notifyCommandChanged(command);
       }
     });
+    return model;
   }
 };
 

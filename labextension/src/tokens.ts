@@ -1,6 +1,9 @@
 /**
- * Shapes of the server's /autoresearch answers (see autoresearch_magics/server/payloads.py).
+ * Shapes of the server's /autoresearch answers (see autoresearch_magics/server/payloads.py,
+ * curves.py and proposals.py), and the token other plugins use to follow the sidebar's model.
  */
+import { Token } from '@lumino/coreutils';
+import { ISignal } from '@lumino/signaling';
 
 /** One campaign found under the server root. */
 export interface ICampaignSummary {
@@ -26,6 +29,16 @@ export interface IBrief {
 
 export type Status = 'keep' | 'discard' | 'crash';
 
+/** Where a run's wall time goes; only training advances the progress bar. */
+export type Phase = 'start-up' | 'preparation' | 'training' | 'evaluation';
+
+/** A proposal the runner waits on in approve mode: run it or skip it. */
+export interface IWaitingProposal {
+  experiment: number;
+  description: string;
+  diff: string;
+}
+
 /** The running experiment, as the runner writes it to .autoresearch/live.json. */
 export interface ILive {
   experiment: number;
@@ -41,6 +54,10 @@ export interface ILive {
   remaining_s: number | null;
   rss_mb: number;
   tail: string[];
+  phase?: Phase; // absent from runners that do not record phases
+  training_seconds?: number;
+  peak_rss_mb?: number;
+  waiting_proposal?: IWaitingProposal | null;
 }
 
 export interface ICampaignStatus {
@@ -87,6 +104,45 @@ export interface IExperimentDetail {
   log_tail: string[];
 }
 
+/** One point of a loss curve. */
+export interface ICurvePoint {
+  training_seconds: number;
+  step: number | null;
+  loss: number;
+}
+
+/** An experiment's latest run's loss curve, and the best experiment's (null when it is the best). */
+export interface ICurve {
+  experiment: number;
+  run: number | null;
+  points: ICurvePoint[];
+  best: { experiment: number; run: number | null; points: ICurvePoint[] } | null;
+}
+
+/**
+ * The sidebar's state: the campaigns under the server root, the selected campaign's status and
+ * results, and the selected experiment. Other plugins may follow it through the token.
+ */
+export interface IAutoresearchModel {
+  readonly campaigns: ICampaignSummary[];
+  readonly selected: string | null; // campaign id
+  readonly status: ICampaignStatus | null;
+  readonly results: IResults | null;
+  readonly experiment: number | null; // the selected experiment of the selected campaign
+  /** Emitted when the campaign list, the selection, the status or the results change. */
+  readonly changed: ISignal<IAutoresearchModel, void>;
+  /** Emitted with the experiment number when an experiment is selected (null: none). */
+  readonly experimentSelected: ISignal<IAutoresearchModel, number | null>;
+  selectCampaign(id: string | null): void;
+  selectExperiment(experiment: number | null): void;
+  refresh(): Promise<void>;
+}
+
+export const IAutoresearchModel = new Token<IAutoresearchModel>(
+  'autoresearch-magics:IAutoresearchModel',
+  'The Autoresearch sidebar model: selected campaign, its status, results and selected experiment.'
+);
+
 /** Command ids, shared by the plugin and the sidebar's buttons. */
 export namespace CommandIDs {
   export const openNotebook = 'autoresearch:open-results-notebook';
@@ -94,4 +150,7 @@ export namespace CommandIDs {
   export const openReport = 'autoresearch:open-report';
   export const stop = 'autoresearch:stop-experiment';
   export const refresh = 'autoresearch:refresh';
+  export const openExperiment = 'autoresearch:open-experiment';
+  export const runProposal = 'autoresearch:run-proposal';
+  export const skipProposal = 'autoresearch:skip-proposal';
 }

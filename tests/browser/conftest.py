@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LAB_READY_TIMEOUT_S = 90
 LIVE_BUDGET_S = 5.0  # long enough to watch the running experiment change a few times
+# A built labextension folder (e.g. labextension/dist of a checkout) to test instead of the
+# installed one: it is copied under a data dir named by JUPYTER_PATH, which JupyterLab reads
+# before the environment's and the user's.
+LABEXTENSION_DIR_ENV = "AUTORESEARCH_LABEXTENSION_DIR"
 
 
 @dataclass
@@ -77,6 +82,11 @@ def lab(tmp_path_factory, lab_home):
     notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    built = os.environ.get(LABEXTENSION_DIR_ENV)
+    if built:
+        if not (Path(built) / "package.json").is_file():
+            pytest.fail(f"{LABEXTENSION_DIR_ENV}={built} holds no built extension: run scripts/build_labextension.sh")
+        shutil.copytree(built, lab_home / "jupyter-path" / "labextensions" / "autoresearch-magics", dirs_exist_ok=True)
     port, token = _free_port(), secrets.token_hex(16)
     log = lab_home / "lab.log"
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
@@ -84,9 +94,11 @@ def lab(tmp_path_factory, lab_home):
                f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={lab_home / 'workspaces'}"]
     if os.geteuid() == 0:
         command.append("--allow-root")
+    env = isolated_env(lab_home)
+    if built:
+        env["JUPYTER_PATH"] = str(lab_home / "jupyter-path")
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=isolated_env(lab_home),
-                                cwd=root)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
     lab = Lab(f"http://127.0.0.1:{port}", token, root, log)
     try:
         deadline = time.monotonic() + LAB_READY_TIMEOUT_S
