@@ -76,6 +76,21 @@ class CampaignPaths:
         """Full per-run records (JSON lines) for fields a reference-format results.tsv cannot hold."""
         return self.state / "runs.jsonl"
 
+    @property
+    def decision(self) -> Path:
+        """JSON answer (run or skip) to the proposal the runner waits on in approve mode."""
+        return self.state / "decision.json"
+
+    @property
+    def notes(self) -> Path:
+        """The campaign journal: dated steering notes (JSON lines, append-only)."""
+        return self.state / "notes.jsonl"
+
+    @property
+    def skipped(self) -> Path:
+        """Proposals skipped before they ran, with their reasons (JSON lines, append-only)."""
+        return self.state / "skipped.jsonl"
+
     def log_for(self, experiment: int, run: int = 1) -> Path:
         """Returns the log file path of one run of one experiment."""
         suffix = "" if run == 1 else f"-r{run}"

@@ -18,7 +18,7 @@ from ..core.live import process_alive, read_json, write_json_atomic
 from ..core.paths import CampaignPaths
 from .handlers import _Handler
 
-DECISION_NAME = "decision.json"   # in the campaign's .autoresearch folder
+DECISION_NAME = "decision.json"   # in the campaign's .autoresearch folder (CampaignPaths.decision)
 DECISIONS = ("run", "skip")
 MAX_REASON_CHARS = 2000
 
@@ -74,7 +74,7 @@ def decide(folder: Path, choice: dict) -> dict:
                                 "refresh and decide again")
     record = {"experiment": number, "decision": choice["decision"], "reason": choice["reason"],
               "decided_at": time.time()}
-    write_json_atomic(paths.state / DECISION_NAME, record)
+    write_json_atomic(paths.decision, record)
     return {"written": True, **record}
 
 
