@@ -10,6 +10,7 @@ discarded one stays reachable.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .paths import UNTRACKED_PATTERNS
 # Used only when neither the repository nor the user configured an identity.
 FALLBACK_NAME = "autoresearch"
 FALLBACK_EMAIL = "autoresearch@localhost"
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,23 @@ class Ledger:
     def read_file(self, ref: str, path: str) -> str:
         """Returns the content of `path` at `ref`."""
         return self._git("show", f"{ref}:./{path}", strip=False)
+
+    def files_at(self, ref: str, paths: list[str]) -> dict[str, str | None]:
+        """Returns {path: text at `ref`, or None where `ref` has no such file}; reads the object store
+        through one long-lived git process, so hundreds of commits take well under a second."""
+        if "_prefix" not in self.__dict__:
+            self._prefix = self._git("rev-parse", "--show-prefix")
+        commit = git.Commit(self.repo, bytes.fromhex(ref)) if _FULL_SHA.fullmatch(ref) else self.repo.commit(ref)
+        tree = commit.tree  # a full sha is read as it is: no lookup process per commit
+        found: dict[str, str | None] = {}
+        for path in paths:
+            try:
+                blob = tree / (self._prefix + path)
+            except KeyError:
+                found[path] = None
+                continue
+            found[path] = blob.data_stream.read().decode("utf-8", errors="replace") if blob.type == "blob" else None
+        return found
 
     def diff(self, base: str, target: str, paths: list[str] | None = None) -> str:
         """Returns the unified diff from `base` to `target`."""
