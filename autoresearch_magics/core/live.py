@@ -112,3 +112,26 @@ class LiveState:
         """Marks the run finished with its outcome."""
         self.data.update(state="finished", outcome=outcome)
         write_json_atomic(self.paths.live, self.snapshot())
+
+
+def publish_waiting_proposal(paths: CampaignPaths, proposal: dict, budget_s: float = 0.0) -> dict | None:
+    """Writes live.json as this runner waiting on `proposal` ({"experiment", "description", "diff", ...}):
+    a running record with the fields every reader knows, plus `waiting_proposal`. Returns the record
+    it replaced, for clear_waiting_proposal to put back."""
+    previous = read_json(paths.live)
+    record = LiveState(paths, proposal["experiment"], proposal.get("description", ""), "", budget_s).snapshot()
+    record["waiting_proposal"] = proposal
+    write_json_atomic(paths.live, record)
+    return previous
+
+
+def clear_waiting_proposal(paths: CampaignPaths, previous: dict | None) -> None:
+    """Takes the waiting proposal out of live.json, putting back the record it replaced (or removing the
+    file when there was none); leaves live.json alone when a run has written it since."""
+    current = read_json(paths.live)
+    if not current or "waiting_proposal" not in current or current.get("runner_pid") != os.getpid():
+        return
+    if previous is None:
+        paths.live.unlink(missing_ok=True)
+    else:
+        write_json_atomic(paths.live, previous)
