@@ -7,10 +7,11 @@ the campaign. Only the editable files come back, as the proposal's content: resu
 `.autoresearch/`, ignored files, your uncommitted work and every other file of the campaign are
 never where it runs. A deleted, emptied or unreadable editable file is a failed proposal.
 
-The agent gets a prompt (program.md, the best result, recent results, the last crash's log
-tail) in a file named by $AUTORESEARCH_PROMPT_FILE, `{prompt_file}` in the command, and on
-standard input. It may write a one-line description to $AUTORESEARCH_DESCRIPTION_FILE or print
-`description: ...`.
+The agent gets a prompt (core.agent_prompt: objective, stop rules, notes, skipped proposals, what
+was tried, recent results, curves, the last crash, program.md) in a file named by
+$AUTORESEARCH_PROMPT_FILE, `{prompt_file}` in the command (shell-quoted), and on standard input.
+It may write a one-line description to $AUTORESEARCH_DESCRIPTION_FILE or print `description: ...`.
+core.agent_recipes holds the command lines of common coding-agent tools.
 """
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import re
 import shlex
 import tempfile
 from pathlib import Path
+from typing import Callable
 
+from .agent_prompt import build_prompt
 from .ledger import Ledger
 from .proposers import Proposal, Proposer, ProposalError
 from .runner import RunSpec, run
@@ -28,47 +31,9 @@ from .summary import LINE_BREAKS
 from .validation import positive_seconds
 
 DEFAULT_AGENT_TIMEOUT_S = 900.0
-RECENT_ROWS = 15
 MAX_EDITABLE_BYTES = 8 << 20      # an editable file larger than this is not a source file
 MAX_LISTED_FILES = 20_000         # beyond this many files, other edits are not itemised
 _DESCRIPTION = re.compile(r"^\s*(?:description|hypothesis)\s*:\s*(.+)$", re.I)
-
-
-def build_prompt(campaign, workdir: Path) -> str:
-    """Returns the agent's briefing: charter, objective, best, recent results, last crash."""
-    config, root = campaign.config, campaign.paths.root
-    program = _read_text(root / "program.md") or "(no program.md)"
-    best = campaign.best()
-    rows = campaign.rows()[-RECENT_ROWS:]
-    metric = config.metric
-    table = "\n".join(f"{r.get('experiment', '?')}\t{r[metric]}\t{r['status']}\t{r['description']}"
-                      + (f"\t({r['crash_reason']})" if r.get("crash_reason") else "") for r in rows)
-    crash = next((r for r in reversed(campaign.rows()) if r["status"] == "crash"), None)
-    crash_text = ""
-    if crash and crash.get("experiment", "").isdigit():
-        tail = campaign.show(int(crash["experiment"]), tail_lines=30)["log_tail"]
-        crash_text = f"\n## Last crash: experiment {crash['experiment']} ({crash.get('crash_reason', '')})\n" \
-                     + "\n".join(tail)
-    best_text = (f"{best['value']:.6f} (experiment {best.get('experiment')}: {best['description']})"
-                 if best else "none yet")
-    return f"""You are running one step of an autoresearch campaign.
-
-Objective: {'minimise' if config.direction == 'min' else 'maximise'} {metric}; each run trains for {config.budget_s:g} s.
-You work in {workdir}, a scratch copy of the campaign's current best. Edit only: {', '.join(config.editable)}.
-Only those files are taken back; changes to any other file are discarded.
-Make ONE focused change that you expect to improve {metric}. Then write a one-line description of
-the hypothesis to the file named by $AUTORESEARCH_DESCRIPTION_FILE (or print `description: ...`).
-Do not run the training yourself.
-
-Best so far: {best_text}
-
-## Recent results (experiment, {metric}, status, description)
-{table or '(none yet)'}
-{crash_text}
-
-## Research charter (program.md)
-{program}
-"""
 
 
 class AgentProposer(Proposer):
@@ -76,9 +41,11 @@ class AgentProposer(Proposer):
 
     name = "agent"
 
-    def __init__(self, command: str, timeout_s: float = DEFAULT_AGENT_TIMEOUT_S) -> None:
+    def __init__(self, command: str, timeout_s: float = DEFAULT_AGENT_TIMEOUT_S,
+                 curve_summary: Callable | None = None) -> None:
         self.command = command
         self.timeout_s = positive_seconds("agent_timeout_s", timeout_s, "900")
+        self.curve_summary = curve_summary  # curve_summary(campaign) -> text for the prompt, or None
 
     def propose(self, campaign):
         logs = campaign.paths.state / "agent"
@@ -93,8 +60,9 @@ class AgentProposer(Proposer):
 
     def _propose_in(self, campaign, sandbox: "Sandbox", log_path: Path) -> Proposal:
         prompt_file, description_file = sandbox.prompt_file, sandbox.description_file
-        prompt_file.write_text(build_prompt(campaign, sandbox.work))
-        command = self.command.replace("{prompt_file}", str(prompt_file))
+        curves = self.curve_summary(campaign) if self.curve_summary is not None else None
+        prompt_file.write_text(build_prompt(campaign, sandbox.work, curves))
+        command = self.command.replace("{prompt_file}", shlex.quote(str(prompt_file)))
         outcome = run(RunSpec(command=f"{command} < {shlex.quote(str(prompt_file))}", cwd=str(sandbox.work),
                               log_path=str(log_path), timeout_s=self.timeout_s,
                               env={"AUTORESEARCH_PROMPT_FILE": str(prompt_file),
@@ -218,14 +186,6 @@ def _digest(path: str) -> str:
             return hashlib.sha1(fh.read()).hexdigest()
     except OSError:
         return "unreadable"
-
-
-def _read_text(path: Path) -> str:
-    """Returns a text file's content, or '' when it is missing or unreadable."""
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
 
 
 def _description(file: Path, tail: list[str]) -> str:
