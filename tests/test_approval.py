@@ -231,3 +231,69 @@ def test_a_sidebar_answer_ends_the_terminal_prompt_of_a_waiting_gate(tmp_path):
     wait_for_waiting(paths)
     proposals.decide(paths.root, {"decision": "run", "reason": "", "experiment": 7})
     assert term.decision() == {"choice": "run", "reason": "", "files": None, "source": "sidebar"}
+
+
+# -- review_proposal: the tried check and the gate, as the loop uses them ------------------------------
+
+def _answer_when_waiting(gate, *args, **kwargs):
+    """Answers the gate's next proposal from another thread, as the kernel's magics would."""
+    def answer():
+        deadline = time.monotonic() + 20
+        while gate.waiting is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        gate.decide(*args, **kwargs)
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_review_skips_an_exact_repeat_without_a_gate_and_records_why(tmp_path):
+    from autoresearch_magics import Campaign
+    from autoresearch_magics.core.notes import skipped_proposals
+    from autoresearch_magics.core.proposers import Proposal
+    from autoresearch_magics.core.review import review_proposal
+    c = Campaign.init(tmp_path / "c", tag="t", template="toy", budget_s=0.05)
+    c.run("baseline")
+    text = (c.paths.root / "train.py").read_text()
+    review = review_proposal(c, Proposal("same again", {"train.py": text}), proposer="agent")
+    assert review.action == "skip" and review.reason.startswith("repeat of experiment 1 (keep")
+    (skip,) = skipped_proposals(c.paths)
+    assert (skip.experiment, skip.source, skip.repeat_of, skip.proposer) == (2, "repeat", 1, "agent")
+    assert len(c.rows()) == 1  # no run row
+    new = review_proposal(c, Proposal("higher LR", {"train.py": text.replace("0.003", "0.006")}))
+    assert new.action == "run" and new.similarity.kind is None
+
+
+def test_review_with_the_gate_runs_skips_edits_and_stops_and_the_skip_reason_reaches_the_next_prompt(paths):
+    from autoresearch_magics import Campaign
+    from autoresearch_magics.core.agent_prompt import build_prompt
+    from autoresearch_magics.core.proposers import Proposal
+    from autoresearch_magics.core.review import EDIT_IN_CELL_REASON, review_proposal
+    c = Campaign.init(paths.root / "c", tag="t", template="toy", budget_s=0.05)
+    c.run("baseline")
+    text = (c.paths.root / "train.py").read_text()
+    wider = Proposal("wider", {"train.py": text.replace("WIDTH = 128 ", "WIDTH = 512 ")})
+    gate = ApprovalGate(c.paths)
+
+    _answer_when_waiting(gate, "skip", "512 is too wide for this machine")
+    review = review_proposal(c, wider, gate=gate, proposer="agent")
+    assert review.action == "skip" and not c.paths.decision.exists()
+    assert "'wider': 512 is too wide for this machine" in build_prompt(c, c.paths.root)
+
+    _answer_when_waiting(gate, "run")
+    again = review_proposal(c, Proposal("baseline again", {"train.py": text}), gate=gate)
+    assert again.action == "run" and again.similarity.is_repeat
+    assert again.proposal.description == "baseline again (approved repeat of experiment 1)"
+
+    _answer_when_waiting(gate, "edit", files={"train.py": text.replace("WIDTH = 128 ", "WIDTH = 300 ")})
+    edited = review_proposal(c, wider, gate=gate)
+    assert edited.action == "run" and "WIDTH = 300" in edited.proposal.files["train.py"]
+    assert edited.proposal.description == "wider (edited)"
+
+    _answer_when_waiting(gate, "edit")
+    to_cell = review_proposal(c, wider, gate=gate)
+    assert to_cell.action == "edit" and to_cell.reason == EDIT_IN_CELL_REASON
+
+    _answer_when_waiting(gate, "stop")
+    assert review_proposal(c, wider, gate=gate).action == "stop"
+    assert len(c.rows()) == 1
