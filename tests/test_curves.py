@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
 
@@ -175,3 +176,53 @@ def test_a_run_on_a_loaded_machine_reports_a_low_machine_share(tmp_path):
     assert outcome.returncode == 0 and outcome.cpu_s >= 0.9
     assert outcome.other_cpu_s >= 0.5 * burned
     assert outcome.machine_share < 0.6
+
+
+def _frame_of(curves):
+    """Returns a long curve frame from {(experiment, run): (final loss, last progress)}."""
+    rows = []
+    for (number, run_index), (final, last) in curves.items():
+        for i in range(int(last * 100)):
+            p = (i + 1) / 100
+            rows.append({"experiment": number, "run": run_index, "step": i, "training_seconds": 60 * p,
+                         "progress": p, "wall_s": 60 * p + 2, "loss": final + 5 * (1 + 20 * p) ** -0.7})
+    return pd.DataFrame(rows)
+
+
+def test_overlay_plot_highlights_the_best_and_marks_a_curve_that_stopped_short():
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    from autoresearch_magics.presentation.curves_plot import BEST_COLOUR, plot_curves
+    from autoresearch_magics.presentation.plot import figure_png
+    frame = _frame_of({(2, 1): (3.0, 1.0), (2, 2): (3.02, 1.0), (5, 1): (3.5, 0.4), (6, 1): (3.1, 1.0)})
+    figures_before = len(matplotlib._pylab_helpers.Gcf.get_all_fig_managers())
+    fig = plot_curves(frame, best=2, labels={5: "lr 0.1"})
+    ax = fig.axes[0]
+    best_lines = [l for l in ax.lines if to_hex(l.get_color()) == BEST_COLOUR]
+    assert len(best_lines) == 2 and all(l.get_linewidth() > 2 for l in best_lines)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["#2 best", "#5 lr 0.1", "#6"]
+    crosses = [l for l in ax.lines if l.get_marker() == "x"]
+    assert len(crosses) == 1 and crosses[0].get_xdata()[0] == pytest.approx(24.0)  # #5 stopped at 40%
+    assert ax.get_ylim()[1] < 8.0  # the y range leaves out the huge first losses
+    assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(matplotlib._pylab_helpers.Gcf.get_all_fig_managers()) == figures_before
+    empty = plot_curves(frame.iloc[0:0])
+    assert empty.axes[0].texts[0].get_text() == "no curves yet"
+
+
+def test_live_svg_draws_the_running_curve_over_the_best_at_equal_training_time():
+    import xml.etree.ElementTree as ET
+
+    from autoresearch_magics.presentation.curves_plot import BEST_COLOUR, CURRENT_COLOUR, live_curve_svg
+    frame = _frame_of({(1, 1): (3.0, 1.0), (2, 1): (3.4, 0.5)})
+    best = frame[frame["experiment"] == 1]
+    current = frame[frame["experiment"] == 2].to_dict("records")
+    svg = live_curve_svg(current, best, budget_s=60)
+    root = ET.fromstring(svg)
+    lines = [e for e in root if e.tag.endswith("polyline")]
+    assert [l.get("stroke") for l in lines] == [BEST_COLOUR, CURRENT_COLOUR]
+    best_x = [float(p.split(",")[0]) for p in lines[0].get("points").split()]
+    run_x = [float(p.split(",")[0]) for p in lines[1].get("points").split()]
+    assert max(best_x) == pytest.approx(320.0) and max(run_x) == pytest.approx(160.0)  # half the budget
+    assert len(svg) < 12_000 and live_curve_svg([], [], 60) == ""
