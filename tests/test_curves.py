@@ -226,3 +226,25 @@ def test_live_svg_draws_the_running_curve_over_the_best_at_equal_training_time()
     run_x = [float(p.split(",")[0]) for p in lines[1].get("points").split()]
     assert max(best_x) == pytest.approx(320.0) and max(run_x) == pytest.approx(160.0)  # half the budget
     assert len(svg) < 12_000 and live_curve_svg([], [], 60) == ""
+
+
+def test_campaign_curves_reads_recorded_runs_and_the_running_one_and_summarises_best_and_last(tmp_path):
+    from autoresearch_magics.core.campaign import Campaign
+    from autoresearch_magics.core.curves import campaign_curve_summary, campaign_curves, default_experiments
+    from autoresearch_magics.core.results import ResultRow
+    campaign = Campaign.init(tmp_path / "c", tag="t1", template="toy", budget_s=60)
+    logs = campaign.paths.logs
+    for number, final, status in ((1, 3.2, "keep"), (2, 3.0, "keep"), (3, 3.4, "discard"), (4, 3.3, None)):
+        recorder = CurveRecorder(logs / f"{number:04d}.curve.jsonl", 60)
+        recorder.feed([f"step {i} ({i + 1}.0%) | loss: {final + (100 - i) / 40:.4f}" for i in range(100 if status else 30)])
+        recorder.close()
+        if status:
+            campaign.results.append(ResultRow("abcdef1", final, 0.1, status, f"e{number}",
+                                              extra={"experiment": number, "run": 1, "log": f"logs/{number:04d}.log"}))
+    frame = campaign_curves(campaign)
+    assert sorted(frame["experiment"].unique()) == [1, 2, 3, 4]  # 4 is running: a curve, no row yet
+    assert frame[frame["experiment"] == 4]["progress"].max() == pytest.approx(0.3)
+    assert sorted(campaign_curves(campaign, [2, 3])["experiment"].unique()) == [2, 3]
+    assert default_experiments(campaign, latest=1) == [2, 3]
+    text = campaign_curve_summary(campaign)
+    assert "best #2" in text and "last #3" in text
