@@ -54,9 +54,9 @@ def test_a_better_or_equal_curve_is_never_pruned_and_nothing_is_pruned_during_wa
 
 def test_a_slow_starter_that_ends_better_is_not_pruned():
     reference = PruneReference([_curve(3.0, rate=20.0)], BUDGET)
-    slow = _curve(2.95, rate=8.0)  # must gain 1.5-1.7 times what the best still gains
+    slow = _curve(2.95, rate=10.0)  # must gain 1.3-1.5 times what the best still gains
     at_30 = next(p["loss"] for p in slow if p["progress"] >= 0.3)
-    assert at_30 > reference.best_at(30.0) + 0.3  # clearly behind early on
+    assert at_30 > reference.best_at(30.0) + 0.25  # clearly behind early on
     assert _first_decision(reference, slow) is None
 
 

@@ -14,10 +14,10 @@ The rule, checked at each new point of the running curve (training time t, budge
   is the default;
 - the run is stopped when it is behind the best by more than
       spread_factor * spread + catch_up * (best's value at t - best's value at its end).
-  The second term lets a slow starter catch up. With catch_up = 1 a run is stopped only when, to
-  end level with the best, it would have to gain more than twice what the best gained over the
-  rest of its run (plus the noise term): early on, when the best still had much to gain, a run
-  must be far behind; near the end the spread alone decides.
+  The second term lets a slow starter catch up. With the default catch_up = 0.75 a run is stopped
+  only when, to end level with the best, it would have to gain more than 1.75 times what the best
+  gained over the rest of its run (plus the noise term): early on, when the best still had much to
+  gain, a run must be far behind; near the end the spread alone decides.
 
 Curves are lower-is-better in the judged column (`loss` by default), whatever the campaign's
 metric direction. A pruned run is a discard whose evidence says where and by how much.
@@ -42,7 +42,7 @@ class PruneSettings:
     spread_factor: float = 3.0     # how many run-to-run standard deviations behind
     default_spread: float = 0.02   # spread until repeats exist, as a share of the best's value
     prior_df: float = 3.0          # weight of the default against measured spread (degrees of freedom)
-    catch_up: float = 1.0          # the best's remaining gain a run may still make up, as a multiple
+    catch_up: float = 0.75         # the best's remaining gain a run may still make up, as a multiple
     column: str = "loss"           # the judged field, lower is better
 
 
