@@ -116,3 +116,27 @@ def test_prune_reference_reads_the_best_experiments_curves_from_the_campaign(tmp
     assert reference is not None and len(reference.best) == 2  # experiment 2, both runs
     assert reference.best_at(BUDGET) == pytest.approx(3.02, abs=0.01)  # mean of both runs over the last 5%
     assert _first_decision(reference, _curve(3.5)) is not None
+
+
+@pytest.mark.timeout(120)
+def test_a_remote_workers_streamed_lines_are_recorded_and_pruned_on_the_receiving_side(tmp_path):
+    from autoresearch_magics.core.curves import CurveWatch
+    from autoresearch_magics.core.executors.base import TaskSpec
+    from autoresearch_magics.core.executors.worker import stream_task
+    _, baseline = _real_run(tmp_path, "0001", final=3.0)
+    reference = PruneReference([baseline.points], 2.0)
+    spec = TaskSpec(experiment=2, run=1, tag="t", command="python train.py", files={"train.py": FIXTURE.read_bytes()},
+                    executable=[], env={"AUTORESEARCH_BUDGET_S": "2", "FINAL_LOSS": "4.5", "STEPS": "80"},
+                    timeout_s=60, log_cap_bytes=1 << 20)
+    watch = CurveWatch(CurveRecorder(tmp_path / "logs" / "0002.curve.jsonl", 2.0), reference.pruner())
+    events = stream_task(spec, "job-1")
+    decision = None
+    for event in events:  # what the loop does with a Ray or Slurm run's events
+        if event["kind"] == "output" and watch.lines(event["lines"]) is not None:
+            decision = watch.decision
+            events.close()  # cancelling the task ends the run on the worker
+            break
+    watch.close()
+    assert decision is not None and decision.evidence.startswith("pruned at ")
+    stored = read_curve_file(tmp_path / "logs" / "0002.curve.jsonl")
+    assert stored and max(p["progress"] for p in stored) < 0.9

@@ -168,6 +168,32 @@ class CurveRecorder:
         self._fh = open(self.path, "a")
 
 
+class CurveWatch:
+    """One run's curve where its output lines arrive (the runner, or the loop receiving a remote
+    worker's lines): records them and, with a pruner, judges each new point."""
+
+    def __init__(self, recorder: CurveRecorder | None, pruner=None) -> None:
+        if pruner is not None and recorder is None:
+            raise ValueError("a pruner judges the run's curve: give it a curve recorder too")
+        self.recorder, self.pruner = recorder, pruner
+        self.decision = None   # the pruner's PruneDecision, once it gives up on the run
+
+    def lines(self, lines: list[str]):
+        """Consumes output lines; returns the pruner's decision the first time it gives up, else None."""
+        if self.recorder is None:
+            return None
+        points = self.recorder.feed(lines)
+        if points and self.pruner is not None and self.decision is None:
+            self.decision = self.pruner.observe(points)
+            return self.decision
+        return None
+
+    def close(self) -> None:
+        """Stores the run's last point and closes its curve file."""
+        if self.recorder is not None:
+            self.recorder.close()
+
+
 def read_curve_file(path) -> list[dict]:
     """Returns the points of one curve file ([] if missing); a torn last line is skipped."""
     points = []

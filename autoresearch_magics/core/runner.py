@@ -37,6 +37,7 @@ import psutil
 
 from .containment import (GRACE_S, LEFTOVER_GRACE_S, RUN_ID_ENV, kill_process_tree, kill_run, new_run_id,
                           shepherd_command)
+from .curves import CurveWatch
 from .summary import LINE_BREAKS, SummaryParser
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def run(spec: RunSpec, listener: RunListener | None = None,
     """Runs `spec.command` to completion, timeout or stop; returns what happened."""
     listener = listener or RunListener()
     limits = _Limits(spec.timeout_s, should_stop, time.monotonic())
-    watch = _CurveWatch(spec.curve, spec.pruner, limits)
+    watch = _Watch(spec.curve, spec.pruner, limits)
     output = _Output(_LogSink(spec.log_path, spec.log_cap_bytes), listener, watch)
     machine_before = machine_cpu_s()
     start = time.monotonic()
@@ -202,34 +203,25 @@ def _exited(proc: subprocess.Popen, memory: "_Memory") -> bool:
     return proc.poll() is not None
 
 
-class _CurveWatch:
-    """Feeds output lines to the run's curve recorder and its new points to the pruner; asks the
-    limits to end the run when the pruner gives up on it."""
+class _Watch(CurveWatch):
+    """The run's curve watch, ending the run through its limits when the pruner gives up on it."""
 
     def __init__(self, curve: "CurveRecorder | None", pruner: "Pruner | None", limits: "_Limits") -> None:
-        if pruner is not None and curve is None:
-            raise ValueError("a pruner judges the run's curve: give RunSpec a curve recorder too")
-        self.curve, self.pruner, self.limits = curve, pruner, limits
+        super().__init__(curve, pruner)
+        self.limits = limits
 
-    def lines(self, lines: list[str]) -> None:
-        if self.curve is None:
-            return
-        points = self.curve.feed(lines)
-        if points and self.pruner is not None and not self.limits.pruned:
-            decision = self.pruner.observe(points)
-            if decision is not None:
-                self.limits.prune(decision.evidence)
-
-    def close(self) -> None:
-        if self.curve is not None:
-            self.curve.close()
+    def lines(self, lines: list[str]):
+        decision = super().lines(lines)
+        if decision is not None:
+            self.limits.prune(decision.evidence)
+        return decision
 
 
 class _Output:
     """The run's output pipe: to the log, and split on `\\r` and `\\n` into lines for the listener,
     the summary parser, the curve and the tail."""
 
-    def __init__(self, sink: "_LogSink", listener: RunListener, watch: _CurveWatch) -> None:
+    def __init__(self, sink: "_LogSink", listener: RunListener, watch: CurveWatch) -> None:
         self.sink, self.listener, self.watch = sink, listener, watch
         self.fd = -1
         self.selector = selectors.DefaultSelector()
