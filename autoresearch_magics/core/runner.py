@@ -109,12 +109,11 @@ def run(spec: RunSpec, listener: RunListener | None = None,
         should_stop: Callable[[], bool] | None = None) -> RunOutcome:
     """Runs `spec.command` to completion, timeout or stop; returns what happened."""
     listener = listener or RunListener()
-    limits = _Limits(spec.timeout_s, should_stop, time.monotonic())
-    watch = _Watch(spec.curve, spec.pruner, limits)
-    output = _Output(_LogSink(spec.log_path, spec.log_cap_bytes), listener, watch)
     machine_before = machine_cpu_s()
     start = time.monotonic()
-    limits.start = start
+    limits = _Limits(spec.timeout_s, should_stop, start)
+    watch = _Watch(spec.curve, spec.pruner, limits)
+    output = _Output(_LogSink(spec.log_path, spec.log_cap_bytes), listener, watch)
     try:
         proc = _launch(spec)
     except BaseException:
@@ -123,19 +122,19 @@ def run(spec: RunSpec, listener: RunListener | None = None,
         raise
     if spec.curve is not None:
         spec.curve.start()
-    memory = _Memory(proc.pid, listener, machine_before)
+    usage = _Usage(proc.pid, listener, machine_before)
     try:
         output.attach(proc.stdout.fileno())
         listener.started(proc.pid)
-        _follow(proc, output, memory, limits, spec.run_id)
+        _follow(proc, output, usage, limits, spec.run_id)
     finally:
         log_bytes = output.close()
         watch.close()
         limits.settle()
         _end(proc, spec.run_id)
-    cpu_s, other_cpu_s, share = memory.usage()
+    cpu_s, other_cpu_s, share = usage.usage()
     return RunOutcome(returncode=proc.returncode, timed_out=limits.timed_out, stopped=limits.stopped,
-                      wall_s=time.monotonic() - start, peak_rss_mb=memory.peak_mb,
+                      wall_s=time.monotonic() - start, peak_rss_mb=usage.peak_mb,
                       summary=output.parser.result(), tail=list(output.tail), saw_fail=output.saw_fail,
                       log_bytes=log_bytes, pid=proc.pid, run_id=spec.run_id, pruned=limits.pruned,
                       prune_evidence=limits.prune_evidence, cpu_s=cpu_s, other_cpu_s=other_cpu_s,
@@ -151,13 +150,13 @@ def _launch(spec: RunSpec) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _follow(proc: subprocess.Popen, output: "_Output", memory: "_Memory", limits: "_Limits",
+def _follow(proc: subprocess.Popen, output: "_Output", usage: "_Usage", limits: "_Limits",
             run_id: str) -> None:
-    """Reads the output until the pipe is closed and the shepherd has exited; samples memory and
-    ends the run at its timeout or when asked to stop."""
+    """Reads the output until the pipe is closed and the shepherd has exited; samples memory and CPU
+    time and ends the run at its timeout, when asked to stop or when its pruner gives up on it."""
     next_check = time.monotonic()
     exited_at = None
-    while output.open or not _exited(proc, memory):
+    while output.open or not _exited(proc, usage):
         if output.open:
             output.read(SAMPLE_EVERY_S)
         else:
@@ -166,8 +165,8 @@ def _follow(proc: subprocess.Popen, output: "_Output", memory: "_Memory", limits
         if now < next_check:
             continue
         next_check = now + SAMPLE_EVERY_S
-        if not _exited(proc, memory):
-            memory.sample()
+        if not _exited(proc, usage):
+            usage.sample()
         elif output.open:  # the shepherd is gone, yet something holds the pipe: it was killed itself
             exited_at = exited_at or now
             if now - exited_at > ORPHAN_PIPE_S:
@@ -189,7 +188,7 @@ def _end(proc: subprocess.Popen, run_id: str) -> None:
     proc.stdout.close()
 
 
-def _exited(proc: subprocess.Popen, memory: "_Memory") -> bool:
+def _exited(proc: subprocess.Popen, usage: "_Usage") -> bool:
     """Returns True once the shepherd has exited; takes the last usage sample from it (a zombie still
     holds the CPU time of everything it reaped) before reaping it."""
     if proc.returncode is not None:
@@ -199,7 +198,7 @@ def _exited(proc: subprocess.Popen, memory: "_Memory") -> bool:
     except ChildProcessError:  # already reaped elsewhere
         exited = True
     if exited:
-        memory.sample(final=True)
+        usage.sample(final=True)
     return proc.poll() is not None
 
 
@@ -302,7 +301,7 @@ def machine_cpu_s() -> float:
     return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
-class _Memory:
+class _Usage:
     """Peak resident memory of the run's processes (the shepherd's own excluded), and the CPU time
     they and the rest of the machine used (see the module docstring)."""
 
