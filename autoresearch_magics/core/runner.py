@@ -193,6 +193,8 @@ def _exited(proc: subprocess.Popen, usage: "_Usage") -> bool:
     holds the CPU time of everything it reaped) before reaping it."""
     if proc.returncode is not None:
         return True
+    if not hasattr(os, "waitid"):  # some platforms lack it: the last periodic sample stands
+        return proc.poll() is not None
     try:
         exited = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:  # already reaped elsewhere
