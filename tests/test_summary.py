@@ -37,3 +37,8 @@ def test_progress_line_fields():
     p = parse_progress(line)
     assert (p.step, p.percent, p.loss, p.tok_per_s, p.mfu, p.remaining_s) == (42, 13.9, 3.141593, 1024000.0, 39.8, 258.0)
     assert parse_progress("val_bpb: 1.0") is None
+
+
+def test_progress_line_without_percent_or_with_iter_is_read():
+    p = parse_progress("iter 12: loss: 2.5 | remaining: 1.5min")
+    assert (p.step, p.percent, p.loss, p.remaining_s) == (12, None, 2.5, 90.0)

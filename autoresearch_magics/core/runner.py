@@ -5,6 +5,22 @@ however it detaches, ends when the run ends, and carries the run's marker (see c
 The processes' stdout and stderr share one pipe; output is split on `\\r` and `\\n`, written to the
 log file up to a size cap (the tail is always kept), and fed to the summary parser as it
 arrives, so memory stays flat however much the script prints.
+
+With a curve recorder (RunSpec.curve) the progress lines also become the run's curve; with a
+pruner (RunSpec.pruner) each new curve point is judged, and a run the pruner gives up on is ended
+and reported as pruned (RunOutcome.pruned, .prune_evidence), distinct from a stop or a timeout.
+
+Machine share. While the run goes on, the runner compares the CPU time of the run's processes
+with the CPU time the whole machine used (psutil.cpu_times, idle and iowait excluded):
+  cpu_s          CPU seconds used by the run's processes (the shepherd and all it started);
+  other_cpu_s    CPU seconds used meanwhile by every other process on the machine (the runner
+                 thread reading the output excluded): other jobs, other runs, a busy notebook;
+  machine_share  cpu_s / (cpu_s + other_cpu_s): the run's share of the work the machine did while
+                 it ran; 1.0 means it had the machine to itself, 0.5 that others used as much CPU
+                 as it did. None when nothing was measured (a run shorter than one sample).
+The window is the same for both: from the launch to the last sample taken while the run lived
+(at its exit when it ends by itself). A time-budgeted metric depends on this share, so a
+comparison of two runs that got very different shares is not a fair one (see verdict_checks.py).
 """
 from __future__ import annotations
 
@@ -15,13 +31,18 @@ import selectors
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import psutil
 
 from .containment import (GRACE_S, LEFTOVER_GRACE_S, RUN_ID_ENV, kill_process_tree, kill_run, new_run_id,
                           shepherd_command)
+from .curves import CurveWatch
 from .summary import LINE_BREAKS, SummaryParser
+
+if TYPE_CHECKING:
+    from .curves import CurveRecorder
+    from .pruning import Pruner
 
 __all__ = ["GRACE_S", "RunListener", "RunOutcome", "RunSpec", "kill_process_tree", "run"]
 
@@ -45,6 +66,8 @@ class RunSpec:
     timeout_s: float = 600.0
     log_cap_bytes: int = 64 << 20
     run_id: str = field(default_factory=new_run_id)   # the marker every process of the run carries
+    curve: "CurveRecorder | None" = None      # records the progress lines as the run's curve
+    pruner: "Pruner | None" = None            # judges each new curve point; needs `curve`
 
 
 @dataclass
@@ -62,6 +85,11 @@ class RunOutcome:
     log_bytes: int
     pid: int                  # the run's process group (its shepherd)
     run_id: str = ""          # for `containment.kill_run` if anything of the run may be left
+    pruned: bool = False      # ended by the pruner (not a stop, not a timeout)
+    prune_evidence: str = ""  # where and by how much it was behind, when pruned
+    cpu_s: float | None = None           # CPU seconds of the run's processes (see the module docstring)
+    other_cpu_s: float | None = None     # CPU seconds of every other process meanwhile
+    machine_share: float | None = None   # cpu_s / (cpu_s + other_cpu_s)
 
 
 class RunListener:
@@ -81,26 +109,36 @@ def run(spec: RunSpec, listener: RunListener | None = None,
         should_stop: Callable[[], bool] | None = None) -> RunOutcome:
     """Runs `spec.command` to completion, timeout or stop; returns what happened."""
     listener = listener or RunListener()
-    output = _Output(_LogSink(spec.log_path, spec.log_cap_bytes), listener)
+    machine_before = machine_cpu_s()
     start = time.monotonic()
+    limits = _Limits(spec.timeout_s, should_stop, start)
+    watch = _Watch(spec.curve, spec.pruner, limits)
+    output = _Output(_LogSink(spec.log_path, spec.log_cap_bytes), listener, watch)
     try:
         proc = _launch(spec)
     except BaseException:
         output.close()
+        watch.close()
         raise
-    memory = _Memory(proc.pid, listener)
-    limits = _Limits(spec.timeout_s, should_stop, start)
+    if spec.curve is not None:
+        spec.curve.start()
+    usage = _Usage(proc.pid, listener, machine_before)
     try:
         output.attach(proc.stdout.fileno())
         listener.started(proc.pid)
-        _follow(proc, output, memory, limits, spec.run_id)
+        _follow(proc, output, usage, limits, spec.run_id)
     finally:
         log_bytes = output.close()
+        watch.close()
+        limits.settle()
         _end(proc, spec.run_id)
+    cpu_s, other_cpu_s, share = usage.usage()
     return RunOutcome(returncode=proc.returncode, timed_out=limits.timed_out, stopped=limits.stopped,
-                      wall_s=time.monotonic() - start, peak_rss_mb=memory.peak_mb,
+                      wall_s=time.monotonic() - start, peak_rss_mb=usage.peak_mb,
                       summary=output.parser.result(), tail=list(output.tail), saw_fail=output.saw_fail,
-                      log_bytes=log_bytes, pid=proc.pid, run_id=spec.run_id)
+                      log_bytes=log_bytes, pid=proc.pid, run_id=spec.run_id, pruned=limits.pruned,
+                      prune_evidence=limits.prune_evidence, cpu_s=cpu_s, other_cpu_s=other_cpu_s,
+                      machine_share=share)
 
 
 def _launch(spec: RunSpec) -> subprocess.Popen:
@@ -112,13 +150,13 @@ def _launch(spec: RunSpec) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _follow(proc: subprocess.Popen, output: "_Output", memory: "_Memory", limits: "_Limits",
+def _follow(proc: subprocess.Popen, output: "_Output", usage: "_Usage", limits: "_Limits",
             run_id: str) -> None:
-    """Reads the output until the pipe is closed and the shepherd has exited; samples memory and
-    ends the run at its timeout or when asked to stop."""
+    """Reads the output until the pipe is closed and the shepherd has exited; samples memory and CPU
+    time and ends the run at its timeout, when asked to stop or when its pruner gives up on it."""
     next_check = time.monotonic()
     exited_at = None
-    while output.open or proc.poll() is None:
+    while output.open or not _exited(proc, usage):
         if output.open:
             output.read(SAMPLE_EVERY_S)
         else:
@@ -127,8 +165,8 @@ def _follow(proc: subprocess.Popen, output: "_Output", memory: "_Memory", limits
         if now < next_check:
             continue
         next_check = now + SAMPLE_EVERY_S
-        if proc.poll() is None:
-            memory.sample()
+        if not _exited(proc, usage):
+            usage.sample()
         elif output.open:  # the shepherd is gone, yet something holds the pipe: it was killed itself
             exited_at = exited_at or now
             if now - exited_at > ORPHAN_PIPE_S:
@@ -150,12 +188,42 @@ def _end(proc: subprocess.Popen, run_id: str) -> None:
     proc.stdout.close()
 
 
+def _exited(proc: subprocess.Popen, usage: "_Usage") -> bool:
+    """Returns True once the shepherd has exited; takes the last usage sample from it (a zombie still
+    holds the CPU time of everything it reaped) before reaping it."""
+    if proc.returncode is not None:
+        return True
+    if not hasattr(os, "waitid"):  # some platforms lack it: the last periodic sample stands
+        return proc.poll() is not None
+    try:
+        exited = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # already reaped elsewhere
+        exited = True
+    if exited:
+        usage.sample(final=True)
+    return proc.poll() is not None
+
+
+class _Watch(CurveWatch):
+    """The run's curve watch, ending the run through its limits when the pruner gives up on it."""
+
+    def __init__(self, curve: "CurveRecorder | None", pruner: "Pruner | None", limits: "_Limits") -> None:
+        super().__init__(curve, pruner)
+        self.limits = limits
+
+    def lines(self, lines: list[str]):
+        decision = super().lines(lines)
+        if decision is not None:
+            self.limits.prune(decision.evidence)
+        return decision
+
+
 class _Output:
     """The run's output pipe: to the log, and split on `\\r` and `\\n` into lines for the listener,
-    the summary parser and the tail."""
+    the summary parser, the curve and the tail."""
 
-    def __init__(self, sink: "_LogSink", listener: RunListener) -> None:
-        self.sink, self.listener = sink, listener
+    def __init__(self, sink: "_LogSink", listener: RunListener, watch: CurveWatch) -> None:
+        self.sink, self.listener, self.watch = sink, listener, watch
         self.fd = -1
         self.selector = selectors.DefaultSelector()
         self.open = False
@@ -200,6 +268,7 @@ class _Output:
             self.parser.feed(self._pending)
             self.tail.append(self._pending)
             self.listener.lines([self._pending])
+            self.watch.lines([self._pending])
             self._pending = ""
 
     def close(self) -> int:
@@ -220,6 +289,7 @@ class _Output:
                 self.saw_fail = True
         self.tail.extend(p for p in parts[-TAIL_LINES:] if p.strip())
         self.listener.lines(parts)
+        self.watch.lines(parts)
 
     def _stop_reading(self) -> None:
         if self.open:
@@ -227,32 +297,71 @@ class _Output:
             self.open = False
 
 
-class _Memory:
-    """Peak resident memory of the run's processes (the shepherd's own excluded)."""
+def machine_cpu_s() -> float:
+    """Returns the CPU seconds the whole machine has used since boot (idle and iowait excluded)."""
+    times = psutil.cpu_times()
+    return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
 
-    def __init__(self, shepherd_pid: int, listener: RunListener) -> None:
+
+class _Usage:
+    """Peak resident memory of the run's processes (the shepherd's own excluded), and the CPU time
+    they and the rest of the machine used (see the module docstring)."""
+
+    def __init__(self, shepherd_pid: int, listener: RunListener, machine_before: float) -> None:
         self.listener = listener
         self.peak_mb = 0.0
+        self.machine_before = machine_before
+        self.thread_before = time.thread_time()
+        self.cpu: tuple[float, float, float] | None = None   # (run, machine, runner thread) at the last sample
         try:
             self.shepherd: psutil.Process | None = psutil.Process(shepherd_pid)
         except psutil.Error:
             self.shepherd = None
 
-    def sample(self) -> None:
+    def sample(self, final: bool = False) -> None:
+        """Samples the run's memory and CPU time; `final`: the shepherd has exited, CPU time only."""
         if self.shepherd is None:
             return
-        rss = _tree_rss_mb(self.shepherd)
+        try:
+            descendants = self.shepherd.children(recursive=True)
+        except psutil.Error:
+            descendants = []
+        run_cpu = _cpu_s([self.shepherd, *descendants])
+        if run_cpu is not None:
+            self.cpu = (run_cpu, machine_cpu_s(), time.thread_time())
+        if final:
+            return
+        rss = _rss_mb(descendants)
         self.peak_mb = max(self.peak_mb, rss)
         self.listener.sampled(rss)
 
+    def usage(self) -> tuple[float | None, float | None, float | None]:
+        """Returns (cpu_s, other_cpu_s, machine_share) over the run."""
+        if self.cpu is None:
+            return None, None, None
+        run_cpu, machine, thread = self.cpu
+        other = max(0.0, machine - self.machine_before - run_cpu - (thread - self.thread_before))
+        total = run_cpu + other
+        return round(run_cpu, 2), round(other, 2), (round(run_cpu / total, 3) if total > 0 else None)
 
-def _tree_rss_mb(root: psutil.Process) -> float:
-    """Returns the resident memory of all descendants of `root`, in MB."""
+
+def _cpu_s(procs: list[psutil.Process]) -> float | None:
+    """Returns the CPU seconds used by `procs` (a tree): live processes' own time, and what each has
+    reaped (an exited shepherd's reaped time covers the whole run); None if all are gone."""
+    total, seen = 0.0, False
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+        seen = True
+    return total if seen else None
+
+
+def _rss_mb(procs: list[psutil.Process]) -> float:
+    """Returns the resident memory of `procs`, in MB."""
     total = 0
-    try:
-        procs = root.children(recursive=True)
-    except psutil.Error:
-        return 0.0
     for proc in procs:
         try:
             total += proc.memory_info().rss
@@ -262,21 +371,36 @@ def _tree_rss_mb(root: psutil.Process) -> float:
 
 
 class _Limits:
-    """The run's timeout and the caller's stop request."""
+    """The run's timeout, the caller's stop request and the pruner's verdict."""
 
     def __init__(self, timeout_s: float, should_stop: Callable[[], bool] | None, start: float) -> None:
         self.timeout_s, self.should_stop, self.start = timeout_s, should_stop, start
         self.timed_out = self.stopped = False
+        self.pruned, self.prune_evidence = False, ""
+        self._acted = False
+
+    def prune(self, evidence: str) -> None:
+        """Asks for the run to end as pruned, with `evidence` (unless it is already ending)."""
+        if not self._acted:
+            self.pruned, self.prune_evidence = True, evidence
+
+    def settle(self) -> None:
+        """Forgets a prune verdict that came after the run had ended by itself."""
+        if not self._acted:
+            self.pruned, self.prune_evidence = False, ""
 
     def reached(self, now: float) -> bool:
-        """Returns True once: when the run passes its timeout or is asked to stop."""
-        if self.timed_out or self.stopped:
+        """Returns True once: when the run passes its timeout, is asked to stop or is pruned."""
+        if self._acted:
             return False
-        if now - self.start > self.timeout_s:
+        if self.pruned:
+            pass
+        elif now - self.start > self.timeout_s:
             self.timed_out = True
         elif self.should_stop is not None and self.should_stop():
             self.stopped = True
-        return self.timed_out or self.stopped
+        self._acted = self.timed_out or self.stopped or self.pruned
+        return self._acted
 
 
 class _LogSink:

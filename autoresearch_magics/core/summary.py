@@ -5,9 +5,9 @@ import math
 import re
 from dataclasses import dataclass
 
+from .progress_line import parse_progress_line
+
 _KEY_VALUE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*:\s*(.*?)\s*$")
-_PROGRESS = re.compile(r"^step\s+(\d+)\s*\(\s*([\d.]+)%\)")
-_FIELD = re.compile(r"([a-z/_]+):\s*([-\w.,%]+)")
 LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 
 
@@ -65,7 +65,7 @@ class Progress:
     """One reading of the reference progress line."""
 
     step: int
-    percent: float
+    percent: float | None
     loss: float | None = None
     tok_per_s: float | None = None
     remaining_s: float | None = None
@@ -73,21 +73,14 @@ class Progress:
 
 
 def parse_progress(line: str) -> Progress | None:
-    """Returns the fields of a `step 00042 (13.9%) | loss: ... | remaining: 258s` line, or None."""
-    match = _PROGRESS.match(line.strip())
-    if not match:
+    """Returns the main fields of a `step 00042 (13.9%) | loss: ... | remaining: 258s` line, or None
+    (every field, with units, is in `progress_line.parse_progress_line`)."""
+    fields = parse_progress_line(line)
+    if fields is None:
         return None
-    fields = dict(_FIELD.findall(line))
-
-    def num(key):
-        raw = fields.get(key)
-        if raw is None:
-            return None
-        value = _number(raw.rstrip("%s").replace("ms", ""))
-        return value if isinstance(value, float) else None
-
-    return Progress(step=int(match.group(1)), percent=float(match.group(2)), loss=num("loss"),
-                    tok_per_s=num("tok/sec"), remaining_s=num("remaining"), mfu=num("mfu"))
+    return Progress(step=fields["step"], percent=fields["percent"], loss=fields.get("loss"),
+                    tok_per_s=fields.get("tok_per_sec"), remaining_s=fields.get("remaining_s"),
+                    mfu=fields.get("mfu_pct"))
 
 
 def is_finite_number(value) -> bool:

@@ -1,0 +1,203 @@
+"""What early stopping buys: experiments per hour with and without pruning, on the same edits.
+
+A fixed list of edits, most worse than the baseline and a few better (some of those slow starters
+that are behind early and end ahead), runs as a sequential strict-ratchet campaign twice: once to
+the end of every budget, once with a pruner judging each run against the best's curves. The
+default training script is tests/fixtures/curve_train.py: power-law loss curves with per-step
+noise and a noisy final val_bpb, each edit being a few of its constants. With --tinylm the
+script is the tinylm template and the edits change its hyperparameter block (whether an edit
+improves is then only known by running it: "improving" means kept without pruning). Runs go
+through the runner with a curve recorder and the pruner (the same objects the engine uses); the
+ratchet itself is the few lines of `campaign` below.
+
+    python benchmarks/prune_benefit.py [--edits 60] [--budget 2]
+    python benchmarks/prune_benefit.py --tinylm [--edits 8] [--budget 30]
+
+Prints, side by side: experiments per hour, the final best, keeps, pruned runs, how many improving
+edits (kept without pruning) were pruned, and how well the loss at 30% of the budget ranks the
+runs by their final val_bpb (Spearman over the unpruned campaign's runs).
+Target: >= 1.5x experiments per hour, the same final best, <= 1 in 20 improving edits pruned.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from autoresearch_magics.core.curves import CurveRecorder, curve_path_for, read_curves, value_at  # noqa: E402
+from autoresearch_magics.core.pruning import PruneReference  # noqa: E402
+from autoresearch_magics.core.runner import RunSpec, run  # noqa: E402
+
+SCRIPT = ROOT / "tests" / "fixtures" / "curve_train.py"
+TINYLM = ROOT / "autoresearch_magics" / "templates" / "tinylm"
+# tinylm edits: (description, constant of the hyperparameter block, its new value)
+TINYLM_EDITS = [
+    ("learning rate / 10", "LEARNING_RATE", "2e-4"),
+    ("learning rate x 2", "LEARNING_RATE", "4e-3"),
+    ("batch 64", "BATCH_SIZE", "64"),
+    ("no warm-down", "WARMDOWN_RATIO", "0.0"),
+    ("gradient clip 0.01", "GRAD_CLIP", "0.01"),
+    ("learning rate x 10", "LEARNING_RATE", "2e-2"),
+    ("weight decay 0", "WEIGHT_DECAY", "0.0"),
+    ("half the warm-up", "WARMUP_RATIO", "0.02"),
+    ("width 64", "MODEL_DIM", "64"),
+    ("warm-up half the budget", "WARMUP_RATIO", "0.5"),
+]
+BASELINE = {"FINAL_LOSS": 3.0, "RATE": 80.0}
+IMPROVING_SHARE = 0.2   # share of the edits that beat the baseline
+STEPS = 200             # progress lines per run
+
+
+def edit_list(count: int, seed: int = 7) -> list[dict]:
+    """Returns `count` edits (constants of the script): most worse than the baseline, a few better,
+    the better ones getting gradually better so the ratchet moves several times."""
+    rng = random.Random(seed)
+    improving = max(1, round(count * IMPROVING_SHARE))
+    slots = sorted(rng.sample(range(count), improving))
+    edits = []
+    for i in range(count):
+        if i in slots:
+            k = slots.index(i) + 1
+            final = BASELINE["FINAL_LOSS"] - 0.012 * k - rng.uniform(0.0, 0.01)
+            rate = rng.choice([30.0, 40.0, 60.0, 80.0, 120.0])  # some start slowly, then catch up
+            edits.append({"FINAL_LOSS": round(final, 4), "RATE": rate, "improving": True})
+        else:
+            worse = rng.choice([rng.uniform(0.02, 0.15), rng.uniform(0.15, 0.8), rng.uniform(0.8, 3.0)])
+            rate = rng.choice([20.0, 40.0, 80.0, 160.0])
+            edits.append({"FINAL_LOSS": round(BASELINE["FINAL_LOSS"] + worse, 4), "RATE": rate, "improving": False})
+    return edits
+
+
+def tinylm_edit_list(count: int) -> list[dict]:
+    """Returns the first `count` tinylm edits."""
+    return [{"description": d, "set": (name, value), "improving": None} for d, name, value in TINYLM_EDITS[:count]]
+
+
+def set_constant(train: Path, name: str, value: str) -> str:
+    """Sets constant `name` of train.py's hyperparameter block to `value`; returns the previous text."""
+    text = train.read_text()
+    changed, count = re.subn(rf"^{name} = [^#\n]*?(\s*#)", rf"{name} = {value}\1", text, count=1, flags=re.M)
+    if not count:
+        raise SystemExit(f"tinylm edit: no constant {name} in {train}")
+    train.write_text(changed)
+    return text
+
+
+def one_run(folder: Path, name: str, edit: dict, budget: float, seed: int, reference: PruneReference | None):
+    """Runs the script once with `edit` (constants for the synthetic script, a line replacement for
+    tinylm); returns (outcome, its curve points)."""
+    log = folder / "logs" / f"{name}.log"
+    recorder = CurveRecorder(curve_path_for(log), budget)
+    env = {"AUTORESEARCH_BUDGET_S": f"{budget:g}", "AUTORESEARCH_SEED": str(seed), "STEPS": str(STEPS),
+           **{k: str(v) for k, v in edit.items() if k.isupper()}}
+    if (folder / "train.py").exists():  # tinylm: the edit is a change of train.py
+        train = folder / "train.py"
+        original = set_constant(train, *edit["set"]) if "set" in edit else train.read_text()
+        env.update(AUTORESEARCH_DATA_DIR=str(folder.parent / "data"), AUTORESEARCH_SEED="42")
+        command = f"{sys.executable} train.py"
+    else:
+        original, command = None, f"{sys.executable} {SCRIPT}"
+    try:
+        outcome = run(RunSpec(command=command, cwd=str(folder), log_path=str(log), env=env,
+                              timeout_s=2 * budget + 120, curve=recorder,
+                              pruner=reference.pruner() if reference else None))
+    finally:
+        if original is not None:
+            train.write_text(original)
+    return outcome, recorder.points
+
+
+def campaign(edits: list[dict], budget: float, prune: bool, folder: Path, template: Path | None = None) -> dict:
+    """Runs the baseline (twice: its spread) and every edit under the strict ratchet; returns the tallies."""
+    folder.mkdir(parents=True)
+    if template is not None:
+        for item in ("train.py", "prepare.py"):
+            shutil.copy2(template / item, folder / item)
+    start = time.monotonic()
+    best_curves, best_value = [], None
+    baseline = BASELINE if template is None else {}
+    for index in (1, 2):
+        outcome, points = one_run(folder, f"0001-r{index}" if index > 1 else "0001", baseline, budget, index, None)
+        if outcome.summary.get("val_bpb") is None:
+            raise SystemExit(f"the baseline failed: {' | '.join(outcome.tail[-5:])}")
+        best_curves.append(points)
+        value = outcome.summary["val_bpb"]
+        best_value = value if best_value is None else (best_value + value) / 2
+    reference = PruneReference(best_curves, budget) if prune else None
+    results = []
+    for number, edit in enumerate(edits, start=2):
+        outcome, points = one_run(folder, f"{number:04d}", edit, budget, 1000 + number, reference)
+        value = outcome.summary.get("val_bpb")
+        kept = not outcome.pruned and value is not None and value < best_value
+        results.append({"number": number, "improving": edit["improving"], "pruned": outcome.pruned,
+                        "evidence": outcome.prune_evidence, "value": value, "kept": kept,
+                        "used": max((p["progress"] or 0) for p in points) if points else 0.0})
+        if kept and template is not None:  # the ratchet: the kept edit is the new train.py
+            set_constant(folder / "train.py", *edit["set"])
+        if kept:
+            best_value, best_curves = value, [points]
+            reference = PruneReference(best_curves, budget) if prune else None
+    elapsed = time.monotonic() - start
+    return {"results": results, "best": best_value, "elapsed_s": elapsed,
+            "per_hour": (len(edits) + 1) / elapsed * 3600}
+
+
+def curve_prediction(folder: Path, results: list[dict]) -> tuple[float, int]:
+    """Returns (Spearman correlation of the loss at 30% of the budget with the final val_bpb, runs)."""
+    import pandas as pd
+    frame = read_curves(sorted((folder / "logs").glob("*.curve.jsonl")))
+    finals = {r["number"]: r["value"] for r in results if r["value"] is not None}
+    early = {n: value_at(frame[frame["experiment"] == n], 0.3) for n in finals}
+    pairs = pd.DataFrame([(early[n], finals[n]) for n in finals if early[n] is not None], columns=["early", "final"])
+    return float(pairs["early"].corr(pairs["final"], method="spearman")), len(pairs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--edits", type=int, default=60, help="number of edits after the baseline")
+    parser.add_argument("--budget", type=float, default=2.0, help="training seconds per run")
+    parser.add_argument("--tinylm", action="store_true", help="run the tinylm template instead of the synthetic script")
+    args = parser.parse_args()
+    edits = tinylm_edit_list(args.edits) if args.tinylm else edit_list(args.edits)
+    template = TINYLM if args.tinylm else None
+    with tempfile.TemporaryDirectory(prefix="prune-benefit-") as tmp:
+        full = campaign(edits, args.budget, prune=False, folder=Path(tmp) / "full", template=template)
+        pruned = campaign(edits, args.budget, prune=True, folder=Path(tmp) / "pruned", template=template)
+        spearman, n = curve_prediction(Path(tmp) / "full", full["results"])
+    improving = [r["number"] for r in full["results"] if r["kept"]]
+    better = [r["number"] for r in full["results"] if r["improving"] or (r["improving"] is None and r["kept"])]
+    lost_kept = [r["number"] for r in pruned["results"] if r["pruned"] and r["number"] in improving]
+    lost_better = [r["number"] for r in pruned["results"] if r["pruned"] and r["number"] in better]
+    rows = [
+        ("runs (baseline x2 + edits)", lambda c: f"{len(c['results']) + 2}"),
+        ("wall time, s", lambda c: f"{c['elapsed_s']:.1f}"),
+        ("experiments per hour", lambda c: f"{c['per_hour']:.0f}"),
+        ("final best val_bpb", lambda c: f"{c['best']:.6f}"),
+        ("kept", lambda c: f"{sum(r['kept'] for r in c['results'])}"),
+        ("pruned", lambda c: f"{sum(r['pruned'] for r in c['results'])}"),
+        ("mean share of the budget run", lambda c: f"{sum(r['used'] for r in c['results']) / len(c['results']):.2f}"),
+    ]
+    print(f"{'tinylm' if args.tinylm else 'synthetic'}: {len(edits)} edits ({len(better)} better than the "
+          f"baseline), budget {args.budget:g} s, runner + curve recorder + pruner")
+    print(f"{'':32}{'no pruning':>14}{'pruning':>14}")
+    for label, cell in rows:
+        print(f"{label:32}{cell(full):>14}{cell(pruned):>14}")
+    print(f"speed-up: {pruned['per_hour'] / full['per_hour']:.2f}x experiments per hour")
+    print(f"improving edits pruned: {len(lost_kept)} of {len(improving)} kept without pruning {lost_kept or ''}; "
+          f"{len(lost_better)} of {len(better)} better than the baseline {lost_better or ''}")
+    print(f"curve-based prediction: Spearman(loss at 30% of the budget, final val_bpb) = {spearman:.3f} "
+          f"over {n} runs")
+    for r in pruned["results"]:
+        if r["pruned"] and (r["improving"] or r["number"] in improving):
+            print(f"  pruned improving edit {r['number']}: {r['evidence']}")
+
+
+if __name__ == "__main__":
+    main()
