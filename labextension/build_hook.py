@@ -40,8 +40,10 @@ def build_labextension(target_name: str, version: str, **_options) -> None:
 
 
 def is_up_to_date() -> bool:
-    """Returns True when the built extension exists and no source file is newer than it."""
-    if not (BUILD_STAMP.exists() and (BUILT_DIR / "install.json").exists() and (BUILT_DIR / "static").is_dir()):
+    """Returns True when the built extension is complete and no source file is newer than it."""
+    complete = (BUILD_STAMP.exists() and (BUILT_DIR / "install.json").exists()
+                and (BUILT_DIR / "static" / "style.js").exists() and any((BUILT_DIR / "static").glob("remoteEntry.*.js")))
+    if not complete:
         return False
     return newest_mtime([SOURCE_DIR / name for name in BUILD_INPUTS]) <= BUILD_STAMP.stat().st_mtime
 
