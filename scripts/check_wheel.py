@@ -262,6 +262,9 @@ def main() -> int:
         check_routes(url, token)
         if not args.no_browser:
             check_sidebar(url, token)
+        stop_server(server)
+        server = None
+        ok("jupyter server stopped")
     except CheckFailed as failure:
         print(f"check_wheel: FAIL {failure}", file=sys.stderr, flush=True)
         return 1
