@@ -53,7 +53,17 @@ def test_server_extension_list_shows_the_routes_enabled_and_ok(isolated_home):
     out = jupyter("server", "extension", "list", home=isolated_home)
     assert re.search(r"autoresearch_magics\s+enabled", out), out
     assert re.search(r"autoresearch_magics \S+ OK", out), out
-    assert not re.search(r"autoresearch_magics.*took [\d.]+s to import", out), out
+
+
+def test_jupyter_reads_the_entry_points_without_importing_the_engine():
+    """Jupyter imports the package at every server start and extension listing."""
+    probe = ("import sys, autoresearch_magics as m; m._jupyter_server_extension_points(); "
+             "print(sorted(name for name in ('git', 'pandas', 'torch', 'autoresearch_magics.core.campaign') "
+             "if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    assert subprocess.run([sys.executable, "-c", "from autoresearch_magics import Campaign; Campaign.init"],
+                          timeout=60).returncode == 0
 
 
 def test_server_extension_entry_point_is_the_package_itself():
