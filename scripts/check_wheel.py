@@ -132,10 +132,14 @@ def check_python_side(venv: Path, env: dict, campaigns: Path) -> None:
 
 
 def check_jupyter_listings(env: dict) -> None:
-    """Checks both extension listings show the package enabled and OK, with no warning about it."""
+    """Checks both extension listings show the package enabled and OK, with no warning about it, and
+    that the server extension can be enabled by the package's name."""
     out = run(["jupyter", "labextension", "list"], env=env)
     expect(re.search(r"autoresearch-magics v\S+ enabled\s+OK \(python, autoresearch-magics\)", out) is not None
            and not TROUBLE.search(out), "jupyter labextension list: autoresearch-magics enabled, OK, no warnings", out)
+    out = run(["jupyter", "server", "extension", "enable", "autoresearch_magics"], env=env)
+    expect("autoresearch_magics" in out and "successfully enabled" in out and not TROUBLE.search(out),
+           "jupyter server extension enable autoresearch_magics: validated and enabled", out)
     out = run(["jupyter", "server", "extension", "list"], env=env)
     expect(re.search(r"autoresearch_magics\s+enabled", out) is not None
            and re.search(r"autoresearch_magics \S+ OK", out) is not None
