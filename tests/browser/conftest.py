@@ -85,7 +85,7 @@ def lab(tmp_path_factory, lab_home):
     built = os.environ.get(LABEXTENSION_DIR_ENV)
     if built:
         if not (Path(built) / "package.json").is_file():
-            pytest.fail(f"{LABEXTENSION_DIR_ENV}={built} holds no built extension: run scripts/build_labextension.sh")
+            pytest.fail(f"{LABEXTENSION_DIR_ENV}={built} holds no built extension: run `npm run build` in labextension/")
         shutil.copytree(built, lab_home / "jupyter-path" / "labextensions" / "autoresearch-magics", dirs_exist_ok=True)
     port, token = _free_port(), secrets.token_hex(16)
     log = lab_home / "lab.log"
