@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autoresearch_magics import Campaign  # noqa: E402
 from autoresearch_magics.core.executors.base import Executor, TaskSink  # noqa: E402
 from autoresearch_magics.core.executors.local import LocalPoolExecutor  # noqa: E402
-from autoresearch_magics.core.parallel import run_parallel_loop  # noqa: E402
+from autoresearch_magics.core.loop import run_loop  # noqa: E402
 from autoresearch_magics.core.proposers import Proposal, Proposer  # noqa: E402
 
 SCRIPT = """import time
@@ -110,9 +110,9 @@ def campaign_in(folder: Path, sleep: float) -> Campaign:
 
 def timed_loop(campaign, executor: Executor, n: int, slots: int) -> float:
     """Runs the baseline, then times `n` experiments with `slots` at once; returns the seconds."""
-    run_parallel_loop(campaign, _Nothing(), None, executor=executor, parallel=1)   # the baseline, untimed
+    run_loop(campaign, _Nothing(), None, executor=executor, parallel=1)   # the baseline, untimed
     start = time.monotonic()
-    results = run_parallel_loop(campaign, RandomValue(slots), n, executor=executor, parallel=slots)
+    results = run_loop(campaign, RandomValue(slots), n, executor=executor, parallel=slots)
     elapsed = time.monotonic() - start
     crashes = [r for r in results if r.status == "crash"]
     if len(results) != n or crashes:

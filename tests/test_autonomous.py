@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from autoresearch_magics import Campaign
-from autoresearch_magics.core.constants import read_constants, rewrite_constants
+from autoresearch_magics.core.script_constants import read_constants, rewrite_constants
 from autoresearch_magics.core.errors import CampaignError
 from autoresearch_magics.core.loop import run_loop
 from autoresearch_magics.core.proposers import make_proposer

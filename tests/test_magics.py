@@ -44,7 +44,7 @@ def shell(tmp_path, monkeypatch):
     ip.rl_next_input = None
     yield ip
     for session in magics.sessions.values():
-        session.executor.shutdown()
+        session.queue.shutdown()
 
 
 def magics_of(ip) -> AutoresearchMagics:

@@ -16,7 +16,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from autoresearch_magics.core.executors.ray_executor import RayExecutor  # noqa: E402
-from autoresearch_magics.core.parallel import run_parallel_loop  # noqa: E402
+from autoresearch_magics.core.loop import run_loop  # noqa: E402
 from autoresearch_magics.core.proposers import RerunProposer  # noqa: E402
 
 from test_parallel_support import (Recorder, ValuesProposer, alive, in_thread, pids_of,  # noqa: E402
@@ -58,7 +58,7 @@ def test_parallel_runs_get_distinct_gpus_and_stream_their_output(cluster, tmp_pa
     campaign = script_campaign(tmp_path)
     recorder = Recorder()
     proposer = ValuesProposer(*[{"VALUE": v, "SLEEP_S": 1.5} for v in (0.9, 0.8, 0.7, 0.95)])
-    results = run_parallel_loop(campaign, proposer, 4, executor=RayExecutor(gpus_per_experiment=1), parallel=4,
+    results = run_loop(campaign, proposer, 4, executor=RayExecutor(gpus_per_experiment=1), parallel=4,
                                 listener=recorder)
 
     batch = [r for r in results if r.experiment > 1]
@@ -80,7 +80,7 @@ def test_parallel_runs_get_distinct_gpus_and_stream_their_output(cluster, tmp_pa
 
 def test_experiment_without_gpus_gets_an_empty_cuda_visible_devices(cluster, tmp_path):
     campaign = script_campaign(tmp_path)
-    results = run_parallel_loop(campaign, RerunProposer(), 1, executor=RayExecutor(), parallel=2)
+    results = run_loop(campaign, RerunProposer(), 1, executor=RayExecutor(), parallel=2)
     assert [r.summary["devices"] for r in results] == ["''", "''"]
     data = [l for l in (campaign.paths.logs / "0002.log").read_text().splitlines() if l.startswith("data=")]
     assert data == [f"data={campaign.paths.data}"]                # same machine: the campaign's data folder
@@ -92,7 +92,7 @@ def test_timeout_kills_the_whole_process_group(cluster, tmp_path):
     path.write_text(script_with(path.read_text(), SLEEP_S=60, SPAWN=True))
     campaign.ledger.commit_files(["train.py"], "slow")
     started = time.monotonic()
-    results = run_parallel_loop(campaign, ValuesProposer(), None, executor=RayExecutor(), parallel=1)
+    results = run_loop(campaign, ValuesProposer(), None, executor=RayExecutor(), parallel=1)
     assert results[0].status == "crash" and results[0].crash_reason == "timeout: killed after 2s"
     assert time.monotonic() - started < 20
     assert all(not alive(pid) for pid in pids_of(campaign, 1))
@@ -100,10 +100,10 @@ def test_timeout_kills_the_whole_process_group(cluster, tmp_path):
 
 def test_stop_cancels_the_ray_tasks_and_kills_their_groups(cluster, tmp_path):
     campaign = script_campaign(tmp_path)
-    run_parallel_loop(campaign, ValuesProposer(), None, executor=RayExecutor())
+    run_loop(campaign, ValuesProposer(), None, executor=RayExecutor())
     stop = threading.Event()
     proposer = ValuesProposer(*[{"VALUE": 0.5, "SLEEP_S": 60, "SPAWN": True}] * 2)
-    thread, box = in_thread(run_parallel_loop, campaign, proposer, None, executor=RayExecutor(), parallel=2,
+    thread, box = in_thread(run_loop, campaign, proposer, None, executor=RayExecutor(), parallel=2,
                             stop_event=stop)
     pids = [wait_for(lambda n=n: pids_of(campaign, n)) for n in (2, 3)]
     started = time.monotonic()
@@ -118,10 +118,10 @@ def test_stop_cancels_the_ray_tasks_and_kills_their_groups(cluster, tmp_path):
 
 def test_lost_worker_is_a_crash_with_its_reason_and_loses_no_other_result(cluster, tmp_path):
     campaign = script_campaign(tmp_path)
-    run_parallel_loop(campaign, ValuesProposer(), None, executor=RayExecutor())
+    run_loop(campaign, ValuesProposer(), None, executor=RayExecutor())
     proposer = ValuesProposer({"VALUE": 0.9, "SLEEP_S": 2.0}, {"VALUE": 0.5, "SLEEP_S": 60, "SPAWN": True},
                               {"VALUE": 0.8, "SLEEP_S": 2.0})
-    thread, box = in_thread(run_parallel_loop, campaign, proposer, 3, executor=RayExecutor(), parallel=3)
+    thread, box = in_thread(run_loop, campaign, proposer, 3, executor=RayExecutor(), parallel=3)
     victim = wait_for(lambda: pids_of(campaign, 3))
     worker = next(p for p in psutil.Process(victim[0]).parents() if p.name().startswith("ray::"))
     worker.send_signal(signal.SIGKILL)

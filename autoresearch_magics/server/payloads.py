@@ -1,6 +1,6 @@
 """What each route answers, as plain data built from the core's read-only API.
 
-Every function opens the campaign with recover=False: serving a page never records,
+Opening a campaign changes nothing: serving a page never records,
 commits or reverts anything.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ class LogOutsideRoot(PermissionError):
 
 
 def _open(folder: Path) -> Campaign:
-    return Campaign.open(folder, recover=False)
+    return Campaign.open(folder)
 
 
 def status(folder: Path, server_root) -> dict:
