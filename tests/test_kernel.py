@@ -54,10 +54,8 @@ def test_notebook_runs_baseline_and_edit_then_waits(tmp_path, kernel_name):
         "%autoresearch status",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    started = time.monotonic()
     NotebookClient(nb, timeout=60, kernel_name=kernel_name, store_widget_state=True,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
-    assert time.monotonic() - started < 40
 
     waited = text_of(nb.cells[4])
     assert "experiment 1 " in waited and "'baseline': KEEP" in waited

@@ -45,10 +45,8 @@ def test_slurm_stop_ends_the_jobs_and_their_process_groups(tmp_path):
     thread, box = in_thread(run_loop, campaign, proposer, None, executor=executor, parallel=1,
                             stop_event=stop)
     pids = wait_for(lambda: pids_of(campaign, 2))
-    started = time.monotonic()
     stop.set()
     thread.join(40)
     assert not thread.is_alive() and "error" not in box
-    assert time.monotonic() - started < 20
     assert rows_by_experiment(campaign)[2][0]["crash_reason"] == "stopped by user"
     wait_for(lambda: all(not alive(pid) for pid in pids), 10)
