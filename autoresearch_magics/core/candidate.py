@@ -65,13 +65,7 @@ def unified_diff(before: str, after: str, path: str, before_label: str) -> str:
 
 def files_at(campaign, sha: str, paths) -> dict[str, str | None]:
     """Returns the content of `paths` at `sha` (None for a path the commit lacks)."""
-    out = {}
-    for path in paths:
-        try:
-            out[path] = campaign.ledger.read_file(sha, path)
-        except Exception:  # GitCommandError: the path is not in that commit
-            out[path] = None
-    return out
+    return {path: campaign.ledger.read_file_if_present(sha, path) for path in paths}
 
 
 def diff_against(campaign, base_sha: str, files: dict[str, str], label: str | None = None) -> str:

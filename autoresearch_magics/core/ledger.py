@@ -152,6 +152,16 @@ class Ledger:
         """Returns the content of `path` at `ref`."""
         return self._git("show", f"{ref}:./{path}", strip=False)
 
+    def read_file_if_present(self, ref: str, path: str) -> str | None:
+        """Returns the content of `path` (campaign-relative) at `ref`, or None when that commit lacks it."""
+        prefix = os.path.relpath(self.root.resolve(), Path(self.repo.working_tree_dir).resolve())
+        inside = path if prefix == "." else f"{prefix.replace(os.sep, '/')}/{path}"
+        try:
+            blob = self.repo.commit(ref).tree / inside
+        except KeyError:
+            return None
+        return blob.data_stream.read().decode("utf-8", errors="surrogateescape")
+
     def diff(self, base: str, target: str, paths: list[str] | None = None) -> str:
         """Returns the unified diff from `base` to `target`."""
         return self._git("diff", base, target, "--", *(paths or []))

@@ -17,11 +17,11 @@ MAX_TAIL_LINES = 400       # log lines one request may ask for
 DEFAULT_TAIL_LINES = 60
 
 
-class ExperimentNotFound(LookupError):
+class ExperimentNotFound(CampaignError):
     """The campaign has no experiment with that number (404)."""
 
 
-class LogOutsideRoot(PermissionError):
+class LogOutsideRoot(CampaignError):
     """The results row points the experiment's log outside the server root (403)."""
 
 

@@ -108,7 +108,7 @@ def task_env(spec: TaskSpec, visible_devices: str | None) -> dict:
     return env
 
 
-class _Guarded(RunListener):
+class _StartsGuard(RunListener):
     """Forwards runner callbacks and starts the guard once the run's process group exists."""
 
     def __init__(self, inner: RunListener) -> None:
@@ -134,7 +134,7 @@ def run_task(spec: TaskSpec, listener: RunListener, should_stop: Callable[[], bo
     """Runs `spec` in its workdir, else in a fresh temporary folder holding its files; returns the
     runner's outcome."""
     work = Path(tempfile.mkdtemp(prefix=f"{spec.name}-"))
-    guarded = _Guarded(listener)
+    guarded = _StartsGuard(listener)
     try:
         tree = Path(spec.workdir) if spec.workdir else work / "tree"
         if not spec.workdir:
