@@ -63,7 +63,7 @@ class Timed(Executor):
 
     def __init__(self, inner: Executor) -> None:
         self.inner = inner
-        self.name, self.gpus_per_experiment = inner.name, inner.gpus_per_experiment
+        self.name, self.gpus_per_experiment, self.runs_here = inner.name, inner.gpus_per_experiment, inner.runs_here
         self.first_line_s: list[float] = []
 
     def open(self):
@@ -82,8 +82,8 @@ class Timed(Executor):
         class First(TaskSink):
             seen = False
 
-            def started(self, job_id, node):
-                sink.started(job_id, node)
+            def started(self, job_id, node, pid=None):
+                sink.started(job_id, node, pid)
 
             def lines(self, lines):
                 if not self.seen:

@@ -24,6 +24,7 @@ from test_parallel_support import (ValuesProposer, alive, in_thread, pids_of, ro
 
 def test_batch_keeps_only_its_best_candidate_and_keeps_every_ref(tmp_path):
     campaign = script_campaign(tmp_path)
+    run_loop(campaign, ValuesProposer(), None, executor=LocalPoolExecutor())  # the baseline alone
     proposer = ValuesProposer({"VALUE": 0.9, "SLEEP_S": 0.8}, {"VALUE": 0.8, "SLEEP_S": 0.8},
                               {"VALUE": 0.95, "SLEEP_S": 0.8})
     results = run_loop(campaign, proposer, 3, executor=LocalPoolExecutor(), parallel=3)
@@ -43,6 +44,20 @@ def test_batch_keeps_only_its_best_candidate_and_keeps_every_ref(tmp_path):
     assert max(r.summary["t_start"] for r in batch) < min(r.summary["t_end"] for r in batch)  # ran at once
     assert proposer.observed == [("VALUE=0.9 SLEEP_S=0.8", "discard"), ("VALUE=0.8 SLEEP_S=0.8", "keep"),
                                  ("VALUE=0.95 SLEEP_S=0.8", "discard")]
+
+
+def test_the_first_batch_runs_the_baseline_beside_proposals_judged_against_it(tmp_path):
+    campaign = script_campaign(tmp_path)
+    proposer = ValuesProposer({"VALUE": 1.1, "SLEEP_S": 0.8}, {"VALUE": 0.8, "SLEEP_S": 0.8},
+                              {"VALUE": 0.9, "SLEEP_S": 0.8})
+    results = run_loop(campaign, proposer, 3, executor=LocalPoolExecutor(), parallel=3)
+    rows = rows_by_experiment(campaign)
+    assert [rows[n][0]["status"] for n in (1, 2, 3)] == ["keep", "discard", "keep"]   # baseline + 2 at once
+    assert "vs best 1.000000" in rows[2][0]["evidence"] and "vs best 1.000000" in rows[3][0]["evidence"]
+    first = [r for r in results if r.experiment <= 3]
+    assert max(r.summary["t_start"] for r in first) < min(r.summary["t_end"] for r in first)  # ran at once
+    assert rows[4][0]["status"] == "discard" and "vs best 0.800000" in rows[4][0]["evidence"]
+    assert campaign.ledger.tip() == campaign.ledger.experiment_refs("t")[3]
 
 
 def test_rerun_batch_is_one_commit_under_distinct_numbers_and_refs(tmp_path):

@@ -98,11 +98,16 @@ class Engine:
         self.listener, self.stop_event = listener, stop_event
         self._trees: dict[str, tuple[dict, list]] = {}
         self.stopped = False             # the last batch was stopped (by the stop event or a stop request)
+        self.ready = lambda: None        # waits for the executor to be open (set by the runner)
 
     # -- one batch -------------------------------------------------------------------------------
     def run(self, candidates: list[Candidate]) -> list[ExperimentResult]:
         """Runs, judges and records `candidates`; returns every run's result in experiment order."""
+        self.ready()
         best = self.campaign.best()
+        # a baseline in the batch (the campaign's first) is the best the others are judged against
+        self._baseline = candidates[0] if best is None and candidates[0].proposal is None and len(candidates) > 1 \
+            else None
         in_place = self._place(candidates)
         self._events: queue.Queue = queue.Queue()
         self._running: list[_Run] = []
@@ -136,7 +141,19 @@ class Engine:
                     run.handle.cancel()
                 except Exception:
                     pass
+        if self._baseline is not None:
+            best = self._judge_against_baseline(candidates)
         return self._record(candidates, best, in_place)
+
+    def _judge_against_baseline(self, candidates: list[Candidate]) -> dict | None:
+        """Judges a batch's candidates against the baseline that ran beside them; returns that best."""
+        baseline = self._baseline
+        value = baseline.value
+        best = None if value is None else {"value": value, "values": [r.metric for r in baseline.runs]}
+        for candidate in candidates:
+            if candidate is not baseline and candidate.verdict is not None and candidate.verdict.status != Status.CRASH:
+                candidate.verdict = self.rule.decide(self.campaign, [r.metric for r in candidate.runs], best)
+        return best
 
     def _place(self, candidates: list[Candidate]) -> bool:
         """Returns True when the batch runs in the working copy, after writing the candidate there.
@@ -317,16 +334,20 @@ class Engine:
     def _record(self, candidates: list[Candidate], best: dict | None, in_place: bool) -> list[ExperimentResult]:
         """Keeps at most one candidate, writes one row per run, then moves the branch; returns the results."""
         campaign = self.campaign
-        winner = decide(campaign.config, candidates)
+        baseline = self._baseline
+        winner = decide(campaign.config, [c for c in candidates if c is not baseline])
         if winner is not None and campaign.ledger.tip() != winner.parent:
             winner.verdict = Decision(Status.DISCARD, f"{winner.verdict.evidence}; not kept: the branch moved "
                                                       f"during the batch")
             winner = None
         results = []
+        if baseline is not None and baseline.verdict is None:
+            baseline.verdict = Decision(Status.CRASH, STOPPED_BY_USER)
         for candidate in candidates:
-            status = Status.KEEP if candidate is winner else Status.DISCARD
+            kept = candidate is winner or (candidate is baseline and candidate.verdict.status == Status.KEEP)
+            status = Status.KEEP if kept else Status.DISCARD
             for result in candidate.runs:
-                result.best_before = best["value"] if best else None
+                result.best_before = None if candidate is baseline else best["value"] if best else None
                 if result.status != Status.CRASH:
                     result.status = status
                 result.evidence = candidate.verdict.evidence

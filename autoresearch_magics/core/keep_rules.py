@@ -31,6 +31,7 @@ class KeepRule:
     """Base of all keep rules."""
 
     name = "base"
+    baseline_alone = False   # True: the baseline must be measured before any candidate starts
 
     def decide(self, campaign, values: list[float], best: dict | None) -> Decision:
         """Returns the verdict for a candidate measured `values` against `best` (campaign.best())."""
@@ -82,6 +83,7 @@ class RepeatsRule(KeepRule):
     """
 
     name = "repeats"
+    baseline_alone = True    # its noise runs come first
 
     def seed_for(self, experiment, run):
         # Fresh random seeds (each recorded in its row): the noise that matters is what a new

@@ -40,19 +40,58 @@ def runner(campaign, purpose: str, listener: CampaignListener, executor=None, pa
     branch, connects the executor; yields the Engine that runs batches."""
     from .executors.local import LocalPoolExecutor
     given = executor is not None
+    executor = executor or LocalPoolExecutor(gpus_per_experiment=None)
     with campaign.lock.holding(purpose):
-        report = recover(campaign)
-        if report:
-            listener.message(report.text())
-        campaign.ledger.check_on_branch(campaign.config.branch)
-        executor = executor or LocalPoolExecutor(gpus_per_experiment=None)
-        executor.open()
+        opening = _Opening(executor)   # connecting to a cluster overlaps recovery and the first proposals
         try:
-            slots = max(1, parallel or (executor.capacity() if given else 1) or 1)
-            yield Engine(campaign, executor, slots, keep_rule or keep_rule_for(campaign.config), listener,
-                         stop_event or threading.Event())
+            report = recover(campaign)
+            if report:
+                listener.message(report.text())
+            campaign.ledger.check_on_branch(campaign.config.branch)
+            engine = Engine(campaign, executor, max(1, parallel or 1), keep_rule or keep_rule_for(campaign.config), listener,
+                            stop_event or threading.Event())
+            engine.ready = lambda: opening.wait(parallel, given, engine)
+            if not executor.opens_anywhere:
+                engine.ready()
+            yield engine
         finally:
+            opening.join()
             executor.close()
+
+
+class _Opening:
+    """Opens an executor on a thread when it allows, else in `wait`; `wait` also sets the engine's slots."""
+
+    def __init__(self, executor) -> None:
+        self.executor, self.error, self.done = executor, None, False
+        self.thread = None
+        if executor.opens_anywhere:
+            self.thread = threading.Thread(target=self._open, name="executor-open", daemon=True)
+            self.thread.start()
+
+    def _open(self) -> None:
+        try:
+            self.executor.open()
+        except BaseException as exc:  # raised in the runner's thread by `wait`
+            self.error = exc
+
+    def wait(self, parallel: int | None, given: bool, engine) -> None:
+        """Returns once the executor is open (raising its error), with the engine's slots set."""
+        if self.done:
+            return
+        if self.thread is None:
+            self.executor.open()
+        else:
+            self.thread.join()
+        self.done = True
+        if self.error is not None:
+            raise self.error
+        engine.slots = max(1, parallel or (self.executor.capacity() if given else 1) or 1)
+        self.executor.warm(engine.slots)
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
 
 
 def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | None = None, *,
@@ -67,6 +106,8 @@ def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | No
     stop_event = stop_event or threading.Event()
     results = LoopResults()
     with runner(campaign, "loop", listener, executor, parallel, stop_event, keep_rule) as engine:
+        if parallel is None:
+            engine.ready()   # the executor's capacity sets the batch size
         if executor is not None:
             listener.message(f"running up to {engine.slots} experiment(s) at once ({engine.executor.name} executor)")
         proposals = failures = 0
@@ -78,12 +119,14 @@ def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | No
             if ended:
                 results.ended_by = ended
                 break
-            if not campaign.rows():
-                batch = [None]  # the baseline, alone
-            else:
+            baseline = [] if campaign.rows() else [None]
+            if baseline and (engine.slots == 1 or engine.rule.baseline_alone):
+                batch = baseline
+            else:  # the baseline shares the first batch with the first proposals, judged against it
                 try:
-                    batch = propose_batch(proposer, campaign, _room(campaign, engine.slots, max_proposals, proposals),
-                                          listener)
+                    batch = baseline + propose_batch(
+                        proposer, campaign, _room(campaign, engine.slots - len(baseline), max_proposals, proposals),
+                        listener)
                 except ProposalError as exc:
                     failures += 1
                     if proposal_failed(exc, failures, proposer, listener):
@@ -91,10 +134,12 @@ def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | No
                         break
                     continue
                 failures = 0
-                if not batch:
-                    listener.message(f"proposer {proposer.name} has nothing more to propose")
-                    results.ended_by = "proposer done"
-                    break
+            exhausted = len(batch) == len(baseline) and not (baseline and (engine.slots == 1 or
+                                                                            engine.rule.baseline_alone))
+            if exhausted and not batch:
+                listener.message(f"proposer {proposer.name} has nothing more to propose")
+                results.ended_by = "proposer done"
+                break
             candidates = make_candidates(campaign, batch)
             done = engine.run(candidates)
             results.extend(done)
@@ -108,6 +153,10 @@ def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | No
                 listener.message(f"stopping: the {engine.executor.name} executor could not start any experiment "
                                  f"({done[0].crash_reason})")
                 results.ended_by = "executor"
+                break
+            if exhausted:  # the baseline ran alone: there was nothing to run beside it
+                listener.message(f"proposer {proposer.name} has nothing more to propose")
+                results.ended_by = "proposer done"
                 break
             listener.message(stop_state(campaign.config, campaign.attempted(),
                                         (campaign.best() or {}).get("value")).progress)

@@ -85,6 +85,14 @@ class Executor:
         """Connects to the cluster (if any); returns self."""
         return self
 
+    @property
+    def opens_anywhere(self) -> bool:
+        """Returns True when `open` may run on another thread (so it overlaps the runner's own start-up)."""
+        return False
+
+    def warm(self, slots: int) -> None:
+        """Gets `slots` workers ready (started, modules imported) before the first batch; returns at once."""
+
     def close(self) -> None:
         """Disconnects; running tasks must have finished or been cancelled."""
 

@@ -33,6 +33,12 @@ def _ray():
     return ray
 
 
+def _warm_task() -> int:
+    """Imports what a run needs, so the first experiment on this worker does not pay for it."""
+    from . import worker  # noqa: F401
+    return os.getpid()
+
+
 def _ray_task(spec: TaskSpec):
     """The Ray task body: runs `spec` on the worker and yields its events."""
     import ray
@@ -66,6 +72,7 @@ class RayExecutor(Executor):
         self.runtime_env = runtime_env
         self._connected_here = False
         self._remote = None
+        self._warming: list = []
 
     def open(self) -> "RayExecutor":
         ray = _ray()
@@ -83,7 +90,21 @@ class RayExecutor(Executor):
         self._remote = ray.remote(max_retries=0, max_calls=0, num_cpus=self.cpus_per_experiment)(_ray_task)
         return self
 
+    @property
+    def opens_anywhere(self) -> bool:
+        # a new local cluster belongs to the thread that starts it; a connection to a running one does not
+        ray = _ray()
+        return ray.is_initialized() or (self.address or os.environ.get("RAY_ADDRESS") or "local") != "local"
+
+    def warm(self, slots: int) -> None:
+        """Starts `slots` no-op tasks shaped like experiments, so Ray starts their workers now."""
+        if self._remote is None or self.gpus_per_experiment:
+            return  # GPU tasks get their workers when they run
+        remote = _ray().remote(max_retries=0, num_cpus=self.cpus_per_experiment)(_warm_task)
+        self._warming = [remote.remote() for _ in range(slots)]
+
     def close(self) -> None:
+        self._warming = []
         if self._connected_here:
             _ray().shutdown()
             self._connected_here = False
