@@ -54,7 +54,6 @@ class _Run:
     pid: int | None = None
     child_started: float | None = None
     next_update: float = 0.0
-    announced: bool = False          # the listener has had experiment_started (it needs the commit)
 
     def note(self, root: Path, launcher: str) -> dict:
         """Returns what the journal and the result need to know about this run."""
@@ -182,7 +181,8 @@ class Engine:
 
     # -- starting and following runs ---------------------------------------------------------------
     def _start(self, candidate: Candidate, index: int, in_place: bool) -> None:
-        """Submits run `index` of `candidate`."""
+        """Submits run `index` of `candidate`, once its commit exists (so the journal can name it)."""
+        candidate.resolve(self.campaign)
         run = self._planned(candidate, index)
         config, paths = self.campaign.config, self.campaign.paths
         env = {ENV_BUDGET: f"{config.budget_s:g}", ENV_EXPERIMENT: str(candidate.number)}
@@ -195,14 +195,13 @@ class Engine:
                         data_dir=str(paths.data), workdir=str(paths.root) if in_place else "")
         sink = _Sink(self._events, run)
         self._running.append(run)
+        self._journal()
+        self._announce(run)
         try:
             run.handle = self.executor.submit(spec, str(run.log_path), sink)
         except Exception as exc:  # this run crashes; the batch goes on
             run.handle = _NoHandle()
             sink.finished(TaskResult(None, f"could not submit: {type(exc).__name__}: {exc}"))
-        if candidate.sha:
-            self._announce(run)
-        self._journal()
 
     def _planned(self, candidate: Candidate, index: int) -> _Run:
         paths, config = self.campaign.paths, self.campaign.config
@@ -225,8 +224,7 @@ class Engine:
     def _announce(self, run: _Run) -> None:
         """Tells the listener that a run started, once its commit exists (see events.py for the fields)."""
         candidate, config = run.candidate, self.campaign.config
-        sha = candidate.resolve(self.campaign)
-        run.announced = True
+        sha = candidate.sha
         run.live.data["commit"] = sha[:7]
         self.listener.experiment_started({
             "experiment": candidate.number, "run": run.index, "description": candidate.description,
@@ -254,12 +252,8 @@ class Engine:
                 count = self._judge(run.candidate, best, stopping)
                 if count:
                     more.append((run.candidate, count))
-        for other in self._running:
-            if not other.announced and other.candidate.commit_job.done():
-                self._announce(other)
-                self._journal()
         now = time.monotonic()
-        if kind in ("lines", "rss") and run.announced and now >= run.next_update:
+        if kind in ("lines", "rss") and now >= run.next_update:
             run.next_update = now + UPDATE_EVERY_S
             self.listener.updated(run.live.snapshot())
         return more
@@ -280,8 +274,6 @@ class Engine:
         if run in self._running:
             self._running.remove(run)
         self._finished.append(run)
-        if not run.announced:
-            self._announce(run)
         note = run.note(self.campaign.paths.root, self.executor.name)
         note["job_id"], note["node"] = task.job_id or run.job_id, task.node or run.node
         run.candidate.runs.append(result_of(self.campaign, note, task.outcome, task.error, self._stop_reason()))
@@ -392,7 +384,7 @@ class Engine:
     def _journal(self, recorded: bool = False) -> None:
         """Notes the runs in flight; once `recorded`, only the working copy may still need settling."""
         runs = [] if recorded else [r.note(self.campaign.paths.root, self.executor.name)
-                                   for r in self._running + self._finished if r.candidate.sha]
+                                   for r in self._running + self._finished]
         write_journal(self.campaign, self.executor.name, runs, self._working_copy)
 
     def _write_live(self) -> None:
