@@ -42,7 +42,7 @@ def runner(campaign, purpose: str, listener: CampaignListener, executor=None, pa
     given = executor is not None
     executor = executor or LocalPoolExecutor(gpus_per_experiment=None)
     with campaign.lock.holding(purpose):
-        opening = _Opening(executor)   # connecting to a cluster overlaps recovery and the first proposals
+        opening = _Opening(executor, parallel, given)   # connecting overlaps recovery and the first proposals
         try:
             report = recover(campaign)
             if report:
@@ -50,7 +50,7 @@ def runner(campaign, purpose: str, listener: CampaignListener, executor=None, pa
             campaign.ledger.check_on_branch(campaign.config.branch)
             engine = Engine(campaign, executor, max(1, parallel or 1), keep_rule or keep_rule_for(campaign.config), listener,
                             stop_event or threading.Event())
-            engine.ready = lambda: opening.wait(parallel, given, engine)
+            engine.ready = lambda: opening.wait(engine)
             if not executor.opens_anywhere:
                 engine.ready()
             yield engine
@@ -60,10 +60,12 @@ def runner(campaign, purpose: str, listener: CampaignListener, executor=None, pa
 
 
 class _Opening:
-    """Opens an executor on a thread when it allows, else in `wait`; `wait` also sets the engine's slots."""
+    """Opens an executor and warms its workers, on a thread when it allows (else in `wait`); `wait`
+    sets the engine's slots: `parallel`, else what a given executor holds, else one."""
 
-    def __init__(self, executor) -> None:
-        self.executor, self.error, self.done = executor, None, False
+    def __init__(self, executor, parallel: int | None, given: bool) -> None:
+        self.executor, self.parallel, self.given = executor, parallel, given
+        self.slots, self.error, self.done = 1, None, False
         self.thread = None
         if executor.opens_anywhere:
             self.thread = threading.Thread(target=self._open, name="executor-open", daemon=True)
@@ -72,22 +74,23 @@ class _Opening:
     def _open(self) -> None:
         try:
             self.executor.open()
+            self.slots = max(1, self.parallel or (self.executor.capacity() if self.given else 1) or 1)
+            self.executor.warm(self.slots)
         except BaseException as exc:  # raised in the runner's thread by `wait`
             self.error = exc
 
-    def wait(self, parallel: int | None, given: bool, engine) -> None:
+    def wait(self, engine) -> None:
         """Returns once the executor is open (raising its error), with the engine's slots set."""
         if self.done:
             return
         if self.thread is None:
-            self.executor.open()
+            self._open()
         else:
             self.thread.join()
         self.done = True
         if self.error is not None:
             raise self.error
-        engine.slots = max(1, parallel or (self.executor.capacity() if given else 1) or 1)
-        self.executor.warm(engine.slots)
+        engine.slots = self.slots
 
     def join(self) -> None:
         if self.thread is not None:
