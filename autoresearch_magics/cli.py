@@ -66,12 +66,12 @@ def cmd_run(args):
 
 def cmd_loop(args):
     campaign = _open(args)
+    executor = executor_options(args, campaign) or {}   # first: a cluster connects while the rest starts
     if stop_rule_settings(args):
         campaign.update_stop_rules(**stop_rule_settings(args))
     proposer = make_proposer(campaign, args.proposer, **proposer_options(args))
     results = run_loop(campaign, proposer, args.max_proposals, listener=_TerminalListener(campaign.config.metric),
-                       stop_event=_interrupt_event(), report_every=args.report_every,
-                       **(executor_options(args, campaign) or {}))
+                       stop_event=_interrupt_event(), report_every=args.report_every, **executor)
     print(format_status(campaign.status()))
     return 1 if results.failed else 0   # a stop rule, the maximum or a stop ended it: 0
 

@@ -115,6 +115,7 @@ def executor_options(args: argparse.Namespace, campaign) -> dict | None:
     from .core.executors import make_executor
     executor = make_executor(kind or "local", address=args.address, gpus_per_experiment=args.gpus_per_experiment,
                              partition=args.partition, folder=campaign.paths.state / "slurm")
+    executor.open_soon(args.parallel)   # connecting overlaps the rest of the start-up
     return {"executor": executor, "parallel": args.parallel}
 
 

@@ -104,68 +104,83 @@ def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | No
     """Runs batches of up to `parallel` experiments (default: one at a time on this machine; with an
     executor, what it can hold) until a stop rule holds, `max_proposals` ran, the proposer is out of
     ideas or a stop is requested; returns every run's result. Never asks for confirmation."""
-    proposer = proposer or RerunProposer()
-    listener = listener or CampaignListener()
-    stop_event = stop_event or threading.Event()
-    results = LoopResults()
-    with runner(campaign, "loop", listener, executor, parallel, stop_event, keep_rule) as engine:
+    loop = _Loop(campaign, proposer or RerunProposer(), max_proposals, listener or CampaignListener(),
+                 stop_event or threading.Event(), report_every)
+    with runner(campaign, "loop", loop.listener, executor, parallel, loop.stop_event, keep_rule) as engine:
         if parallel is None:
             engine.ready()   # the executor's capacity sets the batch size
         if executor is not None:
-            listener.message(f"running up to {engine.slots} experiment(s) at once ({engine.executor.name} executor)")
-        proposals = failures = 0
-        while True:
-            if max_proposals is not None and proposals >= max_proposals:
-                results.ended_by = "maximum"
-                break
-            ended = should_end(campaign, stop_event, listener)
-            if ended:
-                results.ended_by = ended
-                break
-            baseline = [] if campaign.rows() else [None]
-            if baseline and (engine.slots == 1 or engine.rule.baseline_alone):
-                batch = baseline
-            else:  # the baseline shares the first batch with the first proposals, judged against it
-                try:
-                    batch = baseline + propose_batch(
-                        proposer, campaign, _room(campaign, engine.slots - len(baseline), max_proposals, proposals),
-                        listener)
-                except ProposalError as exc:
-                    failures += 1
-                    if proposal_failed(exc, failures, proposer, listener):
-                        results.ended_by = "proposal failures"
-                        break
-                    continue
-                failures = 0
-            exhausted = len(batch) == len(baseline) and not (baseline and (engine.slots == 1 or
-                                                                            engine.rule.baseline_alone))
-            if exhausted and not batch:
-                listener.message(f"proposer {proposer.name} has nothing more to propose")
-                results.ended_by = "proposer done"
-                break
-            candidates = make_candidates(campaign, batch)
-            done = engine.run(candidates)
-            results.extend(done)
-            for candidate in candidates:
-                if candidate.proposal is not None:
-                    proposals += 1
-                    proposer.observe(campaign, candidate.proposal, candidate.runs[-1])
-            if engine.stopped:  # a stop asked for by another process ends the loop too
-                stop_event.set()
-            if done and all(r.crash_reason.startswith("could not submit") for r in done):
-                listener.message(f"stopping: the {engine.executor.name} executor could not start any experiment "
-                                 f"({done[0].crash_reason})")
-                results.ended_by = "executor"
-                break
-            if exhausted:  # the baseline ran alone: there was nothing to run beside it
-                listener.message(f"proposer {proposer.name} has nothing more to propose")
-                results.ended_by = "proposer done"
-                break
-            listener.message(stop_state(campaign.config, campaign.attempted(),
-                                        (campaign.best() or {}).get("value")).progress)
-            if report_every and proposals and proposals % report_every < len(batch):
-                listener.message("progress: " + progress_report(campaign))
-    return results
+            loop.listener.message(f"running up to {engine.slots} experiment(s) at once "
+                                  f"({engine.executor.name} executor)")
+        while not loop.results.ended_by:
+            batch = loop.next_batch(engine)
+            if batch:
+                loop.run(engine, batch)
+    return loop.results
+
+
+class _Loop:
+    """The state of one loop: proposals made, failures in a row, results, why it ended."""
+
+    def __init__(self, campaign, proposer: Proposer, max_proposals: int | None, listener: CampaignListener,
+                 stop_event: threading.Event, report_every: int) -> None:
+        self.campaign, self.proposer, self.max_proposals = campaign, proposer, max_proposals
+        self.listener, self.stop_event, self.report_every = listener, stop_event, report_every
+        self.results = LoopResults()
+        self.proposals = self.failures = 0
+
+    def end(self, why: str, message: str = "") -> None:
+        if message:
+            self.listener.message(message)
+        self.results.ended_by = why
+
+    def next_batch(self, engine) -> list[Proposal | None]:
+        """Returns the next batch ([None] stands for the baseline); [] when there is nothing to run now."""
+        if self.max_proposals is not None and self.proposals >= self.max_proposals:
+            self.end("maximum")
+            return []
+        ended = should_end(self.campaign, self.stop_event, self.listener)
+        if ended:
+            self.end(ended)
+            return []
+        baseline = [] if self.campaign.rows() else [None]
+        if baseline and (engine.slots == 1 or engine.rule.baseline_alone):
+            return baseline
+        # the baseline shares the first batch with the first proposals, which are judged against it
+        room = _room(self.campaign, engine.slots - len(baseline), self.max_proposals, self.proposals)
+        try:
+            proposals = propose_batch(self.proposer, self.campaign, room, self.listener)
+        except ProposalError as exc:
+            self.failures += 1
+            if proposal_failed(exc, self.failures, self.proposer, self.listener):
+                self.end("proposal failures")
+            return baseline   # the baseline runs all the same
+        self.failures = 0
+        if not proposals:
+            self.end("proposer done", f"proposer {self.proposer.name} has nothing more to propose")
+        return baseline + proposals
+
+    def run(self, engine, batch: list[Proposal | None]) -> None:
+        """Runs one batch and learns from it."""
+        candidates = make_candidates(self.campaign, batch)
+        done = engine.run(candidates)
+        self.results.extend(done)
+        for candidate in candidates:
+            if candidate.proposal is not None:
+                self.proposals += 1
+                self.proposer.observe(self.campaign, candidate.proposal, candidate.runs[-1])
+        if engine.stopped:  # a stop asked for by another process ends the loop too
+            self.stop_event.set()
+        if done and all(r.crash_reason.startswith("could not submit") for r in done):
+            self.end("executor", f"stopping: the {engine.executor.name} executor could not start any "
+                                 f"experiment ({done[0].crash_reason})")
+        if self.results.ended_by:
+            return
+        best = self.campaign.best()
+        self.listener.message(stop_state(self.campaign.config, self.campaign.attempted(),
+                                         best["value"] if best else None).progress)
+        if self.report_every and self.proposals and self.proposals % self.report_every < len(batch):
+            self.listener.message("progress: " + progress_report(self.campaign))
 
 
 def _room(campaign, slots: int, max_proposals: int | None, proposals: int) -> int:

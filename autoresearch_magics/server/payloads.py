@@ -9,9 +9,10 @@ from pathlib import Path
 
 from ..core.campaign import Campaign
 from ..core.errors import CampaignError
+from ..core.paths import SUMMARY_NAME
 from .discovery import campaign_id, inside_root
 
-REPORT_NAME = "autoresearch-summary.md"
+REPORT_NAME = SUMMARY_NAME
 MAX_DIFF_CHARS = 200_000   # a diff longer than this is cut; the sidebar says so
 MAX_TAIL_LINES = 400       # log lines one request may ask for
 DEFAULT_TAIL_LINES = 60

@@ -90,6 +90,10 @@ class Executor:
         """Returns True when `open` may run on another thread (so it overlaps the runner's own start-up)."""
         return False
 
+    def open_soon(self, slots: int | None = None) -> None:
+        """Starts connecting (and warming `slots` workers) in the background when `opens_anywhere`, so a
+        front end's own start-up overlaps it; `open` then waits for it."""
+
     def warm(self, slots: int) -> None:
         """Gets `slots` workers ready (started, modules imported) before the first batch; returns at once."""
 
