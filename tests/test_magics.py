@@ -15,6 +15,7 @@ import psutil
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
 
 from autoresearch_magics.core.background import EXIT_GRACE_S
 from autoresearch_magics.core.live import read_json, read_live
@@ -38,7 +39,9 @@ def shell(tmp_path, monkeypatch):
     """Returns a fresh shell with fresh autoresearch magics (widgets on), working in a temporary folder;
     afterwards its runs, the dashboard poller and the shell itself are gone."""
     monkeypatch.chdir(tmp_path)
-    ip = RaisingShell.instance()
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"   # nothing of the shell outlives the test
+    ip = RaisingShell.instance(config=config)
     magics = AutoresearchMagics(ip)
     ip.register_magics(magics)
     magics.widgets = "on"
