@@ -56,6 +56,7 @@ def cluster(tmp_path_factory):
 
 def test_parallel_runs_get_distinct_gpus_and_stream_their_output(cluster, tmp_path):
     campaign = script_campaign(tmp_path)
+    run_loop(campaign, ValuesProposer(), None, executor=RayExecutor(gpus_per_experiment=1))  # the baseline alone
     recorder = Recorder()
     proposer = ValuesProposer(*[{"VALUE": v, "SLEEP_S": 1.5} for v in (0.9, 0.8, 0.7, 0.95)])
     results = run_loop(campaign, proposer, 4, executor=RayExecutor(gpus_per_experiment=1), parallel=4,

@@ -21,7 +21,8 @@ def test_slurm_adapter_runs_a_batch_and_records_job_and_node(tmp_path):
     recorder = Recorder()
     proposer = ValuesProposer({"VALUE": 0.9, "SLEEP_S": 1.0}, {"VALUE": 0.8, "SLEEP_S": 1.0})
     executor = SlurmExecutor(tmp_path / "submitit", cluster="local")
-    results = run_loop(campaign, proposer, 2, executor=executor, parallel=2, listener=recorder)
+    results = run_loop(campaign, ValuesProposer(), None, executor=executor)  # the baseline alone
+    results += run_loop(campaign, proposer, 2, executor=executor, parallel=2, listener=recorder)
 
     rows = rows_by_experiment(campaign)
     assert [rows[n][0]["status"] for n in (1, 2, 3)] == ["keep", "discard", "keep"]
