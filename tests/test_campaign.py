@@ -282,6 +282,21 @@ def test_killed_runner_is_recorded_as_interrupted_on_resume(tmp_path):
     assert resumed.run("after resume")[-1].experiment == 3
 
 
+def test_the_start_event_carries_description_diff_and_params(toy_campaign):
+    from autoresearch_magics.core.events import CampaignListener
+    c = toy_campaign
+    started = []
+    listener = CampaignListener()
+    listener.experiment_started = started.append
+    c.run("baseline", listener=listener)
+    _set_lr(c, 0.01)
+    c.run("lr 0.01", listener=listener)
+    assert [(i["description"], i["params"]) for i in started] == [("baseline", {}), ("lr 0.01", {})]
+    assert started[0]["diff"] == ""
+    assert "-LEARNING_RATE = 0.003" in started[1]["diff"] and "+LEARNING_RATE = 0.01" in started[1]["diff"]
+    assert started[1]["parent"] == started[0]["commit"] and started[1]["experiment"] == 2
+
+
 def test_show_gives_diff_and_log_tail(toy_campaign):
     c = toy_campaign
     c.run("baseline")

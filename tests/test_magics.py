@@ -180,6 +180,9 @@ def test_patch_is_applied_to_the_best_when_the_run_starts(shell):
     ar(shell, "wait")
     assert "LEARNING_RATE = 0.01 " in (root / "train.py").read_text()
     assert "KEEP" in panel.outcome.value
+    # the run's start event brought the core's diff against the commit it was made from
+    parent = magics_of(shell).active.reader.rows()[0]["commit"]
+    assert f"diff against the best ({parent})" in panel.diff.value and "+LEARNING_RATE = 0.01" in panel.diff.value
 
 
 def test_patch_that_does_not_fit_is_refused_in_the_cell(shell):
