@@ -179,3 +179,32 @@ def test_the_command_the_busy_message_suggests_is_one_the_cli_accepts(tmp_path, 
         words = shlex.split(command)[1:]
         cli.build_parser().parse_args(words)       # argparse exits (SystemExit) on a command it rejects
         assert cli.main(words) == 0
+
+
+def test_an_edit_made_while_an_experiment_runs_survives_its_discard(tmp_path):
+    import threading
+    folder = tmp_path / "c"
+    folder.mkdir()
+    write_script(folder, SUMMARY_SCRIPT)
+    campaign = Campaign.init(folder, tag="t", budget_s=30)
+    campaign.run("baseline")
+    go = tmp_path / "go"
+    write_script(folder, f"import os, time\nopen({str(tmp_path / 'pids')!r}, 'w').write('{{}} 0'.format(os.getpid()))\n"
+                         f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.05)\n"
+                         "print('---')\nprint('val_bpb: 2.0')\n")          # worse than the baseline: discarded
+    messages = []
+    from autoresearch_magics.core.events import CampaignListener
+    listener = CampaignListener()
+    listener.message = messages.append
+    box = {}
+    worker = threading.Thread(target=lambda: box.setdefault("r", campaign.run("worse", listener=listener)))
+    worker.start()
+    wait_for(lambda: (tmp_path / "pids").exists())
+    mine = SUMMARY_SCRIPT + "# written while the experiment ran\n"
+    write_script(folder, mine)
+    go.touch()
+    worker.join(30)
+    assert box["r"][-1].status == "discard"
+    assert (folder / "train.py").read_text() == mine                  # not reverted over
+    assert any("kept your edit of train.py" in m for m in messages)
+    assert campaign.ledger.tip() == campaign.ledger.resolve(experiment_ref("t", 1))
