@@ -10,13 +10,13 @@ from __future__ import annotations
 import threading
 
 from .candidate import changes_tip, make_candidates
-from .engine import working_copy
 from .errors import CampaignError
 from .events import CampaignListener, ExperimentResult
 from .keep_rules import KeepRule
 from .loop import runner
 from .patch import apply_patch
 from .proposers import Proposal
+from .working_copy import working_copy
 
 
 def run_experiment(campaign, description: str, files: dict[str, str] | None = None, *, patch: str | None = None,

@@ -10,13 +10,14 @@ import contextlib
 import threading
 
 from .candidate import make_candidates
-from .engine import Engine, working_copy
+from .engine import Engine
 from .errors import CampaignError, ProposalError
-from .events import CampaignListener, ExperimentResult
+from .events import CampaignListener
 from .keep_rules import KeepRule, keep_rule_for
 from .proposers import Proposal, Proposer, RerunProposer
 from .recovery import recover
 from .stop_rules import stop_state
+from .working_copy import working_copy
 
 REPORT_EVERY = 5  # experiments between progress reports
 MAX_PROPOSAL_FAILURES = 3  # consecutive failed proposals (agent crash, hang, no change) end the loop

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .candidate import files_at
-from .engine import working_copy, write_working_copy
 from .journal import clear_journal, digest, read_journal
 from .live import process_alive, read_json, write_json_atomic
 from .outcome import result_of, row_for
 from .runner import kill_process_tree
 from .status import INTERRUPTED, Status
+from .working_copy import working_copy, write_working_copy
 
 
 @dataclass

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from IPython.core.error import UsageError
 from IPython.display import Image, display
 
 from ..core.background import CANCELLED, FAILED
