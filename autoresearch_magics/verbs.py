@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .core.agent import DEFAULT_AGENT_TIMEOUT_S
+from .core.campaign import SHOW_TAIL_LINES
 from .core.config import (DEFAULT_BUDGET_S, DEFAULT_COMMAND, DEFAULT_METRIC, DIRECTIONS, KEEP_RULES,
                           STARTUP_ALLOWANCE_S, CampaignConfig)
 from .core.executors import EXECUTORS
@@ -78,7 +79,7 @@ VERBS: dict[str, tuple[str, list]] = {
     ]),
     "show": ("one experiment: its diff against its parent and the tail of its log", [
         _arg("number", type=int, help="experiment number"),
-        _arg("--lines", type=int, default=40, help="log lines to show"),
+        _arg("--lines", type=int, default=SHOW_TAIL_LINES, help="log lines to show"),
     ]),
     "stop": ("stop the running experiment (in whatever process runs it)", []),
     "report": (f"write {SUMMARY_NAME} and {PLOT_NAME} (the shareable campaign report)", [

@@ -23,6 +23,7 @@ from .stop_rules import stop_state
 
 # Reference-layout files committed on attach when the folder was not yet under git.
 REFERENCE_FILES = ("train.py", "prepare.py", "program.md", "pyproject.toml", "README.md")
+SHOW_TAIL_LINES = 40  # log lines `show` returns by default
 # Settings that define what results mean; changing them needs a new campaign.
 FIXED_SETTINGS = ("metric", "direction", "budget_s", "command")
 
@@ -232,7 +233,7 @@ class Campaign:
                 "description": last["description"], "crash_reason": last.get("crash_reason", ""),
                 "evidence": last.get("evidence", "")}
 
-    def show(self, number: int, tail_lines: int = 40) -> dict:
+    def show(self, number: int, tail_lines: int = SHOW_TAIL_LINES) -> dict:
         """Returns experiment `number`'s row, its diff against its parent and the tail of its log."""
         sha = self.ledger.resolve(experiment_ref(self.config.tag, number))
         rows = [r for r in self.rows() if r.get("experiment") == str(number)]
