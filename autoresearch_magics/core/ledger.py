@@ -35,7 +35,7 @@ class Ledger:
         try:
             self.repo = git.Repo(self.root, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise CampaignError(f"{self.root} is not a git repository: run `autoresearch init {self.root}`") from None
+            raise CampaignError(f"{self.root} is not a git repository: run `autoresearch init {self.root} --tag TAG`") from None
         self._env = None
         self._cmd = git.Git(str(self.root))  # runs in the campaign folder: paths are relative to it
 
