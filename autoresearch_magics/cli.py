@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import signal
 import sys
@@ -16,7 +15,7 @@ from .core.hardware import describe_hardware
 from .core.loop import run_loop
 from .core.proposers import make_proposer
 from .presentation.text import format_result, format_results, format_show, format_status
-from .verbs import VERBS, add_arguments, executor_options, init_settings, proposer_options, stop_rule_settings
+from .verbs import PATH_VERBS, VERBS, add_arguments, executor_options, init_settings, proposer_options, stop_rule_settings
 
 
 class _TerminalListener(CampaignListener):
@@ -52,6 +51,9 @@ def _open(args) -> Campaign:
 
 def cmd_init(args):
     campaign = Campaign.init(args.path, **init_settings(args))
+    recovered = campaign.recover()   # resuming: a runner that died is recorded now
+    if recovered:
+        print(recovered.text(), file=sys.stderr)
     print(format_status(campaign.status()))
 
 
@@ -64,17 +66,14 @@ def cmd_run(args):
 
 def cmd_loop(args):
     campaign = _open(args)
+    executor = executor_options(args, campaign) or {}   # first: a cluster connects while the rest starts
     if stop_rule_settings(args):
         campaign.update_stop_rules(**stop_rule_settings(args))
     proposer = make_proposer(campaign, args.proposer, **proposer_options(args))
-    parallel = executor_options(args, campaign)
-    loop = run_loop
-    if parallel is not None:
-        from .core.parallel import run_parallel_loop
-        loop = functools.partial(run_parallel_loop, **parallel)
-    loop(campaign, proposer, args.max_proposals, listener=_TerminalListener(campaign.config.metric),
-         stop_event=_interrupt_event(), report_every=args.report_every)
+    results = run_loop(campaign, proposer, args.max_proposals, listener=_TerminalListener(campaign.config.metric),
+                       stop_event=_interrupt_event(), report_every=args.report_every, **executor)
     print(format_status(campaign.status()))
+    return 1 if results.failed else 0   # a stop rule, the maximum or a stop ended it: 0
 
 
 def cmd_status(args):
@@ -138,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, (help_text, _) in VERBS.items():
         sub = subs.add_parser(verb, help=help_text, description=help_text)
         add_arguments(sub, verb)
-        if verb not in ("init", "hardware"):
+        if verb in PATH_VERBS:
             sub.add_argument("-C", "--path", default=".", help="campaign folder (default: the current one)")
     return parser
 

@@ -7,9 +7,18 @@ from __future__ import annotations
 
 import argparse
 
-from .core.config import DIRECTIONS, KEEP_RULES
+from .core.agent import DEFAULT_AGENT_TIMEOUT_S
+from .core.campaign import SHOW_TAIL_LINES
+from .core.config import (DEFAULT_BUDGET_S, DEFAULT_COMMAND, DEFAULT_METRIC, DIRECTIONS, KEEP_RULES,
+                          STARTUP_ALLOWANCE_S, CampaignConfig)
 from .core.executors import EXECUTORS
+from .core.loop import REPORT_EVERY
+from .core.paths import PLOT_NAME, SUMMARY_NAME
 from .core.proposers import PROPOSERS
+from .core.templates import DEFAULT as DEFAULT_TEMPLATE, names as template_names
+
+_DEFAULT_RULE = CampaignConfig.__dataclass_fields__["keep_rule"].default
+_RULES_TEXT = ", ".join(f"{r} (default)" if r == _DEFAULT_RULE else r for r in KEEP_RULES)
 
 
 def _arg(*flags, **kwargs):
@@ -23,17 +32,17 @@ _STOP_RULES = [
 ]
 
 VERBS: dict[str, tuple[str, list]] = {
-    "init": ("create a campaign (an empty folder gets the tinylm template), attach a checkout, or resume", [
+    "init": (f"create a campaign (an empty folder gets the {DEFAULT_TEMPLATE} template), attach a checkout, or resume", [
         _arg("path", nargs="?", default=".", help="campaign folder (default: the current one)"),
         _arg("--tag", help="campaign name; its branch is autoresearch/<tag>, e.g. nov22"),
-        _arg("--budget", dest="budget_s", type=float, help="training-time budget per experiment, seconds (default 300)"),
-        _arg("--metric", help="summary key to optimise (default val_bpb)"),
+        _arg("--budget", dest="budget_s", type=float, help=f"training-time budget per experiment, seconds (default {DEFAULT_BUDGET_S:g})"),
+        _arg("--metric", help=f"summary key to optimise (default {DEFAULT_METRIC})"),
         _arg("--direction", choices=DIRECTIONS, help="min: lower is better (default); max: higher is better"),
-        _arg("--command", help='training command, run in the campaign folder (default "python train.py")'),
+        _arg("--command", help=f'training command, run in the campaign folder (default "{DEFAULT_COMMAND}")'),
         _arg("--timeout", dest="timeout_s", type=float,
-             help="hard kill per experiment, seconds (default 2 x budget + 60)"),
-        _arg("--template", help="template for a folder without train.py: tinylm (default) or toy"),
-        _arg("--keep-rule", choices=KEEP_RULES, help="strict (default): keep any improvement; margin; repeats"),
+             help=f"hard kill per experiment, seconds (default 2 x budget + {STARTUP_ALLOWANCE_S:g})"),
+        _arg("--template", help=f"template for a folder without train.py: {', '.join(template_names())} (default {DEFAULT_TEMPLATE})"),
+        _arg("--keep-rule", choices=KEEP_RULES, help=f"which results are kept: {_RULES_TEXT}"),
         _arg("--keep-margin", type=float, help="margin rule: the improvement a keep needs"),
         *_STOP_RULES,
     ]),
@@ -45,12 +54,12 @@ VERBS: dict[str, tuple[str, list]] = {
         _arg("--proposer", choices=PROPOSERS, default="rerun",
              help="rerun: the working copy as it is; sweep: tune constants (--space); agent: a coding agent (--agent-cmd)"),
         _arg("--agent-cmd", help="command of a coding agent; its prompt is in $AUTORESEARCH_PROMPT_FILE and on stdin"),
-        _arg("--agent-timeout", dest="agent_timeout_s", type=float, help="seconds the agent may take (default 900)"),
+        _arg("--agent-timeout", dest="agent_timeout_s", type=float, help=f"seconds the agent may take (default {DEFAULT_AGENT_TIMEOUT_S:g})"),
         _arg("--space", help='sweep space, e.g. "LR=loguniform(1e-4,1e-2) DEPTH=int(2,8) ACT=choice(\'relu\',\'gelu\')"'),
         _arg("--sampler", choices=("tpe", "random"), default="tpe", help="sweep sampler (default tpe)"),
-        _arg("--keep-rule", choices=KEEP_RULES, help="change the campaign's keep rule: strict, margin or repeats"),
+        _arg("--keep-rule", choices=KEEP_RULES, help=f"change the campaign's keep rule: {', '.join(KEEP_RULES)}"),
         _arg("--max", dest="max_proposals", type=int, help="proposals to run in this loop (repeats of one count once)"),
-        _arg("--report-every", type=int, default=5, help="experiments between progress reports"),
+        _arg("--report-every", type=int, default=REPORT_EVERY, help="experiments between progress reports"),
         _arg("-m", "--message", dest="message", help="description of each re-run (rerun proposer)"),
         _arg("--executor", choices=EXECUTORS,
              help="run batches of experiments at once: local (this machine), ray or slurm; see --parallel"),
@@ -70,10 +79,10 @@ VERBS: dict[str, tuple[str, list]] = {
     ]),
     "show": ("one experiment: its diff against its parent and the tail of its log", [
         _arg("number", type=int, help="experiment number"),
-        _arg("--lines", type=int, default=40, help="log lines to show"),
+        _arg("--lines", type=int, default=SHOW_TAIL_LINES, help="log lines to show"),
     ]),
     "stop": ("stop the running experiment (in whatever process runs it)", []),
-    "report": ("write autoresearch-summary.md and progress.png (the shareable campaign report)", [
+    "report": (f"write {SUMMARY_NAME} and {PLOT_NAME} (the shareable campaign report)", [
         _arg("--out", help="folder for the report (default: the campaign folder)"),
         _arg("--no-hardware", action="store_true", help="leave the platform probe out (faster)"),
         _arg("--html", metavar="NOTEBOOK",
@@ -82,7 +91,8 @@ VERBS: dict[str, tuple[str, list]] = {
     "hardware": ("what training runs on, as JSON", []),
 }
 
-PATH_VERBS = {name for name in VERBS if name != "init"}
+# Verbs that act on an existing campaign: the CLI gives them -C/--path.
+PATH_VERBS = tuple(name for name in VERBS if name not in ("init", "hardware"))
 
 
 def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -99,13 +109,14 @@ def init_settings(args: argparse.Namespace) -> dict:
 
 
 def executor_options(args: argparse.Namespace, campaign) -> dict | None:
-    """Returns run_parallel_loop's executor keywords, or None for the one-at-a-time loop."""
+    """Returns run_loop's executor keywords, or None for the one-at-a-time loop."""
     kind = getattr(args, "executor", None)
     if kind is None and (getattr(args, "parallel", None) or 1) <= 1:
         return None
     from .core.executors import make_executor
     executor = make_executor(kind or "local", address=args.address, gpus_per_experiment=args.gpus_per_experiment,
                              partition=args.partition, folder=campaign.paths.state / "slurm")
+    executor.open_soon(args.parallel)   # connecting overlaps the rest of the start-up
     return {"executor": executor, "parallel": args.parallel}
 
 

@@ -222,7 +222,7 @@ def main(argv=None) -> int:
         reply = execute_and_wait(client, '%autoresearch run -m "benchmark run"', iopub=probe.iopub)
         run_cell = reply["parent_header"]["msg_id"]
         cpu = CpuMeter(km.provisioner.pid)
-        reader = Campaign.open(root, recover=False)
+        reader = Campaign.open(root)
         last_check = [0.0]
 
         recorded_at = []

@@ -1,13 +1,19 @@
 """Parallel throughput: experiments per hour with N slots against one slot, on one local Ray cluster.
 
-Both campaigns run the whole loop (propose, commit, ship the tree, run, stream, decide, write
-rows, move the branch) on a fixed-time script that prints a line, sleeps, and reports a metric.
-The script sleeps rather than computes, so N logical CPUs on a smaller machine measure the
-tool, not the machine. Also reported: the time from submitting an experiment to its first
-output line arriving here, for Ray and, as the reference, for the local executor (both include
-the script's own interpreter start).
+Steady state: both campaigns run the whole loop (propose, commit, ship the tree, run, stream,
+decide, write rows, move the branch) on a fixed-time script that prints a line, sleeps, and
+reports a metric, after their baseline and on warm workers. The script sleeps rather than
+computes, so N logical CPUs on a smaller machine measure the tool, not the machine.
 
-    python benchmarks/parallel_throughput.py [--n 24] [--sleep 2] [--slots 4]
+End to end: a short campaign as a user starts it on a running cluster, `autoresearch loop
+--executor ray --parallel N` from a fresh process (CLI start, connecting, the baseline, worker
+start-up, every batch) until it exits, against the same number of experiments one at a time
+(the measured one-slot time per experiment).
+
+Also reported: the time from submitting an experiment to its first output line arriving here,
+for Ray and, as the reference, for the local executor (both include the script's interpreter start).
+
+    python benchmarks/parallel_throughput.py [--n 16] [--sleep 8] [--slots 4]
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import argparse
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autoresearch_magics import Campaign  # noqa: E402
 from autoresearch_magics.core.executors.base import Executor, TaskSink  # noqa: E402
 from autoresearch_magics.core.executors.local import LocalPoolExecutor  # noqa: E402
-from autoresearch_magics.core.parallel import run_parallel_loop  # noqa: E402
+from autoresearch_magics.core.loop import run_loop  # noqa: E402
 from autoresearch_magics.core.proposers import Proposal, Proposer  # noqa: E402
 
 SCRIPT = """import time
@@ -63,7 +70,7 @@ class Timed(Executor):
 
     def __init__(self, inner: Executor) -> None:
         self.inner = inner
-        self.name, self.gpus_per_experiment = inner.name, inner.gpus_per_experiment
+        self.name, self.gpus_per_experiment, self.runs_here = inner.name, inner.gpus_per_experiment, inner.runs_here
         self.first_line_s: list[float] = []
 
     def open(self):
@@ -82,8 +89,8 @@ class Timed(Executor):
         class First(TaskSink):
             seen = False
 
-            def started(self, job_id, node):
-                sink.started(job_id, node)
+            def started(self, job_id, node, pid=None):
+                sink.started(job_id, node, pid)
 
             def lines(self, lines):
                 if not self.seen:
@@ -110,13 +117,30 @@ def campaign_in(folder: Path, sleep: float) -> Campaign:
 
 def timed_loop(campaign, executor: Executor, n: int, slots: int) -> float:
     """Runs the baseline, then times `n` experiments with `slots` at once; returns the seconds."""
-    run_parallel_loop(campaign, _Nothing(), None, executor=executor, parallel=1)   # the baseline, untimed
+    run_loop(campaign, _Nothing(), None, executor=executor, parallel=1)   # the baseline, untimed
     start = time.monotonic()
-    results = run_parallel_loop(campaign, RandomValue(slots), n, executor=executor, parallel=slots)
+    results = run_loop(campaign, RandomValue(slots), n, executor=executor, parallel=slots)
     elapsed = time.monotonic() - start
     crashes = [r for r in results if r.status == "crash"]
     if len(results) != n or crashes:
         raise SystemExit(f"expected {n} clean results, got {len(results)} ({crashes[:1]})")
+    return elapsed
+
+
+def end_to_end(folder: Path, sleep: float, n: int, slots: int, address: str) -> float:
+    """Returns the seconds a fresh `autoresearch loop` process takes for `n` experiments (baseline included)."""
+    campaign_in(folder, sleep)
+    env = {**os.environ, "RAY_ADDRESS": address,
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    command = [sys.executable, "-m", "autoresearch_magics.cli", "loop", "-C", str(folder), "--executor", "ray",
+               "--parallel", str(slots), "--max", str(n - 1), "--proposer", "sweep", "--space",
+               "VALUE=uniform(0.9,1.1)"]
+    start = time.monotonic()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - start
+    rows = Campaign.open(folder).rows()
+    if done.returncode != 0 or len(rows) != n or any(r["status"] == "crash" for r in rows):
+        raise SystemExit(f"end-to-end campaign failed ({done.returncode}, {len(rows)} rows):\n{done.stderr[-3000:]}")
     return elapsed
 
 
@@ -129,8 +153,8 @@ class _Nothing(Proposer):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=24, help="timed experiments per campaign")
-    parser.add_argument("--sleep", type=float, default=2.0, help="seconds the script runs")
+    parser.add_argument("--n", type=int, default=16, help="timed experiments per campaign")
+    parser.add_argument("--sleep", type=float, default=8.0, help="seconds the script runs")
     parser.add_argument("--slots", type=int, default=4, help="parallel slots of the second campaign")
     args = parser.parse_args()
 
@@ -163,6 +187,8 @@ def main() -> None:
             rows.append((slots, timed_loop(campaign, timers[slots], args.n, slots)))
         local = Timed(LocalPoolExecutor())
         timed_loop(campaign_in(Path(tmp) / "local", args.sleep), local, args.slots, args.slots)
+        end_to_end_s = end_to_end(Path(tmp) / "e2e", args.sleep, args.n, args.slots,
+                                  ray.get_runtime_context().gcs_address)
     ray.shutdown()
 
     base_rate = 3600 * args.n / rows[0][1]
@@ -175,6 +201,12 @@ def main() -> None:
         print(f"{slots:>5}  {elapsed:>7.1f}  {rate:>8.0f}  {rate / base_rate:>8.2f}x  {slots:>5}x  {target:>8}")
     ideal = 3600 / args.sleep
     print(f"(one slot at zero overhead: {ideal:.0f} exp/hour)\n")
+    per_experiment_s = rows[0][1] / args.n
+    sequential_s = per_experiment_s * args.n
+    print(f"end to end, {args.n} experiments (the baseline included) from `autoresearch loop --executor ray "
+          f"--parallel {args.slots}` in a fresh process to its exit: {end_to_end_s:.1f}s against {sequential_s:.1f}s "
+          f"one at a time ({per_experiment_s:.2f}s each, measured above): {sequential_s / end_to_end_s:.2f}x   "
+          f"target >= {0.6 * args.slots:.2f}x\n")
     ray_first = timers[1].first_line_s + timers[args.slots].first_line_s
     print("submit to first output line, seconds (median / max):")
     print(f"  ray    {statistics.median(ray_first):.3f} / {max(ray_first):.3f}   ({len(ray_first)} experiments)")

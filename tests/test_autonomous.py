@@ -6,8 +6,9 @@ import textwrap
 import pytest
 
 from autoresearch_magics import Campaign
-from autoresearch_magics.core.constants import read_constants, rewrite_constants
+from autoresearch_magics.core.script_constants import read_constants, rewrite_constants
 from autoresearch_magics.core.errors import CampaignError
+from autoresearch_magics.core.events import CampaignListener
 from autoresearch_magics.core.loop import run_loop
 from autoresearch_magics.core.proposers import make_proposer
 from autoresearch_magics.core.sweep import parse_space
@@ -73,7 +74,14 @@ def test_sweep_rewrites_only_its_constants_and_resumes_its_study(tmp_path):
     c = _campaign(tmp_path)
     space = "LEARNING_RATE=loguniform(1e-4,1e-1) WIDTH=int(16,512)"
     sweep = make_proposer(c, "sweep", space=space)
-    results = run_loop(c, sweep, 3)
+    started = []
+    listener = CampaignListener()
+    listener.experiment_started = started.append
+    results = run_loop(c, sweep, 3, listener=listener)
+    assert started[0]["params"] == {} and started[0]["diff"] == ""       # the baseline
+    for info in started[1:]:                                             # what each sweep run tries, and its diff
+        assert set(info["params"]) == {"LEARNING_RATE", "WIDTH"}
+        assert "\n+WIDTH = " in info["diff"] and "\n+LEARNING_RATE = " in info["diff"]
     assert [r.description.split(":")[0] for r in results] == ["baseline", "sweep #0", "sweep #1", "sweep #2"]
     for number in (2, 3, 4):
         changed = [l for l in c.show(number)["diff"].splitlines() if l.startswith(("+", "-"))

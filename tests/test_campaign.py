@@ -144,18 +144,38 @@ def test_bad_scripts_are_crashes_with_reasons_and_lose_nothing(tmp_path, body, r
     assert reason.split(":")[0] in row["crash_reason"]
 
 
+def spawning_script(pid_file, sleep_s: int = 300) -> str:
+    """Returns a script that starts a grandchild, writes both pids to `pid_file`, then hangs."""
+    return ("import os, subprocess, sys, time\n"
+            f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep({sleep_s})'])\n"
+            f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+            "print('step 00001 (1.0%) | loss: 2.0', flush=True)\n"
+            f"time.sleep({sleep_s})\n")
+
+
+def none_alive(pid_file) -> bool:
+    """Returns True when no process a run wrote into `pid_file` is still running."""
+    import psutil
+    pids = [int(p) for p in pid_file.read_text().split()]
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.Error:
+            pass
+    return True
+
+
 @pytest.mark.timeout(60)
 def test_hang_past_timeout_is_a_crash_and_spawned_children_are_killed(tmp_path):
     folder = tmp_path / "c"
     folder.mkdir()
-    write_script(folder, "import subprocess, sys, time\n"
-                         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
-                         "time.sleep(300)\n")
+    pid_file = tmp_path / "pids"
+    write_script(folder, spawning_script(pid_file))
     c = Campaign.init(folder, tag="t", budget_s=0.5, timeout_s=1.5)
     result = c.run("hangs")[-1]
     assert result.status == "crash" and result.crash_reason.startswith("timeout")
-    out = subprocess.run(["pgrep", "-f", "time.sleep\\(300\\)"], capture_output=True, text=True).stdout
-    assert out.strip() == ""
+    assert none_alive(pid_file)
 
 
 def test_dirty_working_copy_on_another_branch_is_refused_untouched(toy_campaign):
@@ -172,12 +192,9 @@ def test_dirty_working_copy_on_another_branch_is_refused_untouched(toy_campaign)
 
 def test_second_runner_is_refused_with_the_holder_named(toy_campaign):
     other = Campaign.open(toy_campaign.paths.root)
-    other.lock.acquire("run")
-    try:
-        with pytest.raises(CampaignBusy, match=r"process \d+ on .*autoresearch stop"):
+    with other.lock.holding("run"):
+        with pytest.raises(CampaignBusy, match=r"process \d+ on .*autoresearch stop -C"):
             toy_campaign.run("second")
-    finally:
-        other.lock.release()
     assert toy_campaign.run("now free")[-1].status == "keep"
 
 
@@ -243,26 +260,41 @@ def test_killed_runner_is_recorded_as_interrupted_on_resume(tmp_path):
     write_script(folder, SUMMARY_SCRIPT)
     c = Campaign.init(folder, tag="t", budget_s=30)
     c.run("baseline")
-    write_script(folder, "import subprocess, sys, time\n"
-                         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(301)'])\n"
-                         "print('step 00001 (1.0%) | loss: 2.0', flush=True)\ntime.sleep(301)\n")
+    pid_file = tmp_path / "pids"
+    write_script(folder, spawning_script(pid_file, 301))
     runner = subprocess.Popen([sys.executable, "-m", "autoresearch_magics.cli", "run", "-C", str(folder),
                                "-m", "will be killed"])
     for _ in range(150):
-        if c.current() and c.current().get("child_pid"):
+        if pid_file.exists() and len(pid_file.read_text().split()) == 2:
             break
         time.sleep(0.1)
-    time.sleep(0.5)
     runner.kill()
     runner.wait()
     resumed = Campaign.open(folder)
+    assert len(resumed.rows()) == 1                     # reading changes nothing
+    report = resumed.recover()                           # what a runner does first, under the lock
+    assert report.recorded == [2] and report.restored == ["train.py"]
     row = resumed.rows()[-1]
     assert (row["status"], row["crash_reason"], row["experiment"]) == ("crash", "interrupted", "2")
     assert resumed.ledger.tip() == resumed.ledger.resolve(experiment_ref("t", 1))
-    assert (folder / "train.py").read_text() == SUMMARY_SCRIPT
-    time.sleep(0.2)
-    assert subprocess.run(["pgrep", "-f", "time.sleep\\(301\\)"], capture_output=True).stdout.strip() == b""
+    assert (folder / "train.py").read_text() == SUMMARY_SCRIPT   # it ran the experiment's own content
+    assert none_alive(pid_file)
     assert resumed.run("after resume")[-1].experiment == 3
+
+
+def test_the_start_event_carries_description_diff_and_params(toy_campaign):
+    from autoresearch_magics.core.events import CampaignListener
+    c = toy_campaign
+    started = []
+    listener = CampaignListener()
+    listener.experiment_started = started.append
+    c.run("baseline", listener=listener)
+    _set_lr(c, 0.01)
+    c.run("lr 0.01", listener=listener)
+    assert [(i["description"], i["params"]) for i in started] == [("baseline", {}), ("lr 0.01", {})]
+    assert started[0]["diff"] == ""
+    assert "-LEARNING_RATE = 0.003" in started[1]["diff"] and "+LEARNING_RATE = 0.01" in started[1]["diff"]
+    assert started[1]["parent"] == started[0]["commit"] and started[1]["experiment"] == 2
 
 
 def test_show_gives_diff_and_log_tail(toy_campaign):

@@ -1,8 +1,10 @@
-"""The local executor: one background thread per campaign runs experiment and loop jobs in order.
+"""The kernel's job queue: one background thread per campaign runs experiment and loop jobs in order.
 
 Front ends submit jobs and return at once; `wait()` blocks until the queue drains and `stop()`
-ends the running job (its experiment is recorded as a crash, "stopped by user") and cancels the
-queued ones. The worker thread only calls the engine and the job's listener: it never prints.
+ends the running job (its experiment is recorded as a crash, 'stopped by user', or 'interrupted'
+when the kernel shuts down) and cancels the queued ones. The worker thread only calls the engine
+and the job's listener: it never prints. A job is plain data (a description, files or a patch, a
+proposer): the queue never calls code of the front end that submitted it.
 """
 from __future__ import annotations
 
@@ -14,17 +16,44 @@ import traceback
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from enum import Enum
 
+from .errors import QueueFull
 from .events import CampaignListener, ExperimentResult
 from .experiment import run_experiment
 from .loop import run_loop
 from .proposers import Proposer, RerunProposer
+from .status import INTERRUPTED, STOPPED_BY_USER
 
 EXIT_GRACE_S = 8.0   # at interpreter exit: time for the running experiment to stop and be recorded
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
-Files = dict[str, str] | Callable[[object], dict[str, str]] | None
+
+class JobState(str, Enum):
+    """Where a job is in the queue."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = JobState
+
+
+class StopSignal(threading.Event):
+    """A stop event that says why: the crash reason its stopped run gets."""
+
+    reason = STOPPED_BY_USER
+
+    def stop(self, reason: str = STOPPED_BY_USER) -> None:
+        """Sets the event with `reason` (the first reason given wins)."""
+        if not self.is_set():
+            self.reason = reason
+        self.set()
 
 
 class JobListener(CampaignListener):
@@ -42,20 +71,21 @@ class Job:
     kind: str                                   # experiment | loop
     description: str
     listener: CampaignListener
-    files: Files = None                         # content to run, or a function of the campaign giving it
+    files: dict[str, str] | None = None         # experiment: content to run (None: the working copy)
+    patch: str | None = None                    # experiment: a diff applied to the best train.py when it starts
     seed: int | None = None
     proposer: Proposer | None = None            # loop only
     max_proposals: int | None = None            # loop only
     report_every: int | None = None             # loop only: experiments between progress messages
     executor: object | None = None              # loop only: run batches on this executor (core.executors)
     parallel: int | None = None                 # loop only: experiments per batch
-    state: str = QUEUED
+    state: JobState = QUEUED
     ahead: int = 0                              # jobs that run before this one starts
     results: list[ExperimentResult] = field(default_factory=list)
     error: BaseException | None = None
     error_trace: str = ""
     listener_errors: list[str] = field(default_factory=list)
-    stop_event: threading.Event = field(default_factory=threading.Event)
+    stop_event: StopSignal = field(default_factory=StopSignal)
     done_event: threading.Event = field(default_factory=threading.Event)
     submitted_at: float = field(default_factory=time.time)
 
@@ -65,8 +95,8 @@ class Job:
         return self.state in (DONE, FAILED, CANCELLED)
 
 
-class _Guarded(CampaignListener):
-    """Forwards callbacks to a listener; a failing listener is noted on the job, never fatal to the run."""
+class _SafeListener(CampaignListener):
+    """Forwards callbacks to a job's listener; a failing listener is noted on the job, never fatal to the run."""
 
     def __init__(self, job: Job) -> None:
         self.job = job
@@ -95,7 +125,7 @@ class _Guarded(CampaignListener):
             self._call("job_changed", self.job)
 
 
-class LocalExecutor:
+class JobQueue:
     """Runs a campaign's jobs one after another on a background thread of this process."""
 
     def __init__(self, campaign, max_queued: int | None = None) -> None:
@@ -106,14 +136,14 @@ class LocalExecutor:
         self._thread: threading.Thread | None = None
         self._cond = threading.Condition()
         self._ids = itertools.count(1)
-        _LIVE_EXECUTORS.add(self)
+        _LIVE_QUEUES.add(self)
 
     # -- submitting ------------------------------------------------------------------------------
-    def submit_experiment(self, description: str, files: Files = None, *, seed: int | None = None,
-                          listener: CampaignListener | None = None) -> Job:
-        """Queues one experiment (the working copy, or `files` written when it starts); returns its job."""
+    def submit_experiment(self, description: str, files: dict[str, str] | None = None, *, patch: str | None = None,
+                          seed: int | None = None, listener: CampaignListener | None = None) -> Job:
+        """Queues one experiment (the working copy, `files`, or `patch` applied when it starts); returns its job."""
         return self._submit(Job(0, "experiment", description, listener or CampaignListener(), files=files,
-                                seed=seed))
+                                patch=patch, seed=seed))
 
     def submit_loop(self, proposer: Proposer | None = None, max_proposals: int | None = None, *,
                     listener: CampaignListener | None = None, report_every: int | None = None,
@@ -136,7 +166,7 @@ class LocalExecutor:
                                                 daemon=True)
                 self._thread.start()
             self._cond.notify_all()
-        _Guarded(job).job_changed()
+        _SafeListener(job).job_changed()
         return job
 
     # -- observing -------------------------------------------------------------------------------
@@ -168,8 +198,9 @@ class LocalExecutor:
         return True
 
     # -- stopping --------------------------------------------------------------------------------
-    def stop(self, cancel_queued: bool = True) -> tuple[Job | None, list[Job]]:
-        """Stops the running job and cancels the queued ones; returns (stopped job, cancelled jobs)."""
+    def stop(self, cancel_queued: bool = True, reason: str = STOPPED_BY_USER) -> tuple[Job | None, list[Job]]:
+        """Stops the running job (its run gets crash reason `reason`) and cancels the queued ones;
+        returns (stopped job, cancelled jobs)."""
         cancelled: list[Job] = []
         with self._cond:
             running = self._current
@@ -177,15 +208,16 @@ class LocalExecutor:
                 cancelled = list(self._queue)
                 self._queue.clear()
             if running is not None:
-                running.stop_event.set()
+                running.stop_event.stop(reason)
             self._cond.notify_all()
         for job in cancelled:
             self._finish(job, CANCELLED)
         return running, cancelled
 
     def shutdown(self, timeout: float = EXIT_GRACE_S) -> None:
-        """Stops everything and waits up to `timeout` seconds for the running experiment to be recorded."""
-        self.stop()
+        """Stops everything as a closing process does ('interrupted') and waits up to `timeout` seconds
+        for the running experiment to be recorded."""
+        self.stop(reason=INTERRUPTED)
         self.wait(timeout)
 
     # -- the worker ------------------------------------------------------------------------------
@@ -202,9 +234,9 @@ class LocalExecutor:
                 behind = list(self._queue)
                 for i, waiting in enumerate(behind):
                     waiting.ahead = i + 1
-            _Guarded(job).job_changed()
+            _SafeListener(job).job_changed()
             for waiting in behind:  # their place in line moved up
-                _Guarded(waiting).job_changed()
+                _SafeListener(waiting).job_changed()
             state = DONE
             try:
                 self._run(job)
@@ -217,46 +249,32 @@ class LocalExecutor:
                 self._cond.notify_all()
 
     def _run(self, job: Job) -> None:
-        guarded = _Guarded(job)
+        listener = _SafeListener(job)
         if job.kind == "loop":
             options = {} if job.report_every is None else {"report_every": job.report_every}
-            loop = run_loop
-            if job.executor is not None:
-                from .parallel import run_parallel_loop
-                loop = run_parallel_loop
-                options.update(executor=job.executor, parallel=job.parallel)
-            loop(self.campaign, job.proposer, job.max_proposals, listener=guarded, stop_event=job.stop_event,
-                 **options)
+            run_loop(self.campaign, job.proposer, job.max_proposals, listener=listener, stop_event=job.stop_event,
+                     executor=job.executor, parallel=job.parallel, **options)
             return
         if job.stop_event.is_set():
             return
-        files = job.files(self.campaign) if callable(job.files) else job.files
-        run_experiment(self.campaign, job.description, files or None, seed=job.seed, listener=guarded,
-                       stop_event=job.stop_event)
+        run_experiment(self.campaign, job.description, job.files, patch=job.patch, seed=job.seed,
+                       listener=listener, stop_event=job.stop_event)
 
-    def _finish(self, job: Job, state: str) -> None:
+    def _finish(self, job: Job, state: JobState) -> None:
         job.state = state
-        _Guarded(job).job_changed()
+        _SafeListener(job).job_changed()
         job.done_event.set()
 
 
-class QueueFull(Exception):
-    """The executor's queue holds `max_queued` jobs already."""
-
-    def __init__(self, queued: int) -> None:
-        super().__init__(f"{queued} experiments are already queued")
-        self.queued = queued
-
-
-_LIVE_EXECUTORS: "weakref.WeakSet[LocalExecutor]" = weakref.WeakSet()
+_LIVE_QUEUES: "weakref.WeakSet[JobQueue]" = weakref.WeakSet()
 
 
 @atexit.register
 def _stop_all_at_exit() -> None:
-    """A closing kernel stops its runs, so no training process outlives it and each is recorded."""
-    executors = [ex for ex in list(_LIVE_EXECUTORS) if ex.busy]
-    for executor in executors:
-        executor.stop()
+    """A closing kernel stops its runs ('interrupted'), so no training process outlives it and each is recorded."""
+    queues = [q for q in list(_LIVE_QUEUES) if q.busy]
+    for job_queue in queues:
+        job_queue.stop(reason=INTERRUPTED)
     deadline = time.monotonic() + EXIT_GRACE_S
-    for executor in executors:
-        executor.wait(max(0.0, deadline - time.monotonic()))
+    for job_queue in queues:
+        job_queue.wait(max(0.0, deadline - time.monotonic()))

@@ -1,4 +1,8 @@
-"""A campaign: create or attach, resume, and report. Running lives in experiment.py and loop.py."""
+"""A campaign: create or attach, resume, and report. Running lives in experiment.py and loop.py.
+
+Opening and reading a campaign never changes anything: recovering from a runner that died
+happens only under the runner lock (`recover`, and every runner before it starts).
+"""
 from __future__ import annotations
 
 import os
@@ -14,12 +18,12 @@ from .ledger import Ledger, experiment_ref
 from .live import read_json, read_live
 from .lock import RunnerLock
 from .paths import CampaignPaths, find_campaign_root
-from .recovery import recover_interrupted
 from .results import ResultsFile
 from .stop_rules import stop_state
 
 # Reference-layout files committed on attach when the folder was not yet under git.
 REFERENCE_FILES = ("train.py", "prepare.py", "program.md", "pyproject.toml", "README.md")
+SHOW_TAIL_LINES = 40  # log lines `show` returns by default
 # Settings that define what results mean; changing them needs a new campaign.
 FIXED_SETTINGS = ("metric", "direction", "budget_s", "command")
 
@@ -102,35 +106,26 @@ class Campaign:
         return campaign
 
     @classmethod
-    def open(cls, folder=".", recover: bool = True) -> "Campaign":
-        """Returns the campaign at or above `folder`, recording an interrupted experiment if one was left
-        (recover=False for readers that must change nothing, such as the server)."""
+    def open(cls, folder=".") -> "Campaign":
+        """Returns the campaign at or above `folder`; changes nothing (see `recover`)."""
         root = find_campaign_root(folder)
         if root is None:
             raise NotACampaign(f"no campaign at or above {Path(folder).resolve()}: "
                                f"run `autoresearch init --tag TAG` there first")
         paths = CampaignPaths.of(root)
-        campaign = cls(paths, CampaignConfig.load(paths))
-        if recover:
-            campaign.recover()
-        return campaign
+        return cls(paths, CampaignConfig.load(paths))
 
-    def recover(self) -> dict | None:
-        """Records an experiment whose runner died as a crash ('interrupted'); returns it, or None.
-
-        Does nothing while another live process holds the runner lock.
-        """
-        batch = self.paths.state / "batch.json"  # the runs of a parallel batch (core.parallel)
-        if not (self.paths.current.exists() or batch.exists()) or self.lock.held:
+    def recover(self):
+        """Takes the runner lock and records what a runner that died left (core/recovery.py); returns
+        the RecoveryReport, or None when nothing was left or another process runs the campaign."""
+        from .recovery import recover
+        if not self.paths.current.exists():
             return None
         try:
-            self.lock.acquire("recover")
+            with self.lock.holding("recover"):
+                return recover(self)
         except CampaignBusy:
             return None
-        try:
-            return self.recover_locked()
-        finally:
-            self.lock.release()
 
     def update_stop_rules(self, max_experiments=None, deadline=None, target=None, keep_rule=None) -> None:
         """Changes stop rules (a deadline given as a duration from now) or the keep rule; saves the config."""
@@ -143,14 +138,6 @@ class Campaign:
         if target is not None:
             self.config.target = target
         self.config.validate().save(self.paths)
-
-    def recover_locked(self) -> dict | None:
-        """Like recover(), for a caller that already holds the runner lock."""
-        from .parallel import recover_batch
-        recover_batch(self)
-        if not self.paths.current.exists():
-            return None
-        return recover_interrupted(self)
 
     def run(self, description: str, files: dict[str, str] | None = None, **options):
         """Runs one experiment (the baseline first when there is none); returns the ExperimentResults."""
@@ -249,7 +236,7 @@ class Campaign:
                 "description": last["description"], "crash_reason": last.get("crash_reason", ""),
                 "evidence": last.get("evidence", "")}
 
-    def show(self, number: int, tail_lines: int = 40) -> dict:
+    def show(self, number: int, tail_lines: int = SHOW_TAIL_LINES) -> dict:
         """Returns experiment `number`'s row, its diff against its parent and the tail of its log."""
         sha = self.ledger.resolve(experiment_ref(self.config.tag, number))
         rows = [r for r in self.rows() if r.get("experiment") == str(number)]

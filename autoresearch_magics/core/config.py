@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
 from .errors import CampaignError, NotACampaign
+from .keep_rules import RULES
 from .paths import CampaignPaths
 from .validation import FieldError, check_config, check_duration_s, field_message
 
@@ -16,7 +17,7 @@ DEFAULT_BUDGET_S = 300.0
 DEFAULT_COMMAND = "python train.py"
 STARTUP_ALLOWANCE_S = 60.0  # imports, data loading and compilation before training starts
 DIRECTIONS = ("min", "max")
-KEEP_RULES = ("strict", "margin", "repeats")
+KEEP_RULES = tuple(RULES)
 
 # Environment variables a training script reads.
 ENV_BUDGET = "AUTORESEARCH_BUDGET_S"      # training-time budget in seconds

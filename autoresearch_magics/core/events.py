@@ -1,4 +1,26 @@
-"""What the engine tells front ends while an experiment runs, and what it returns after."""
+"""What the engine tells front ends while an experiment runs, and what it returns after.
+
+Every front end (the `%%experiment` panel, the loop panel, the CLI, a script) hears the same
+events, on the engine's thread, in this order for each run: `experiment_started(info)`, a few
+`updated(snapshot)` per second at most, then `experiment_finished(result)` once its row is written.
+`message(text)` narrates a loop (stop-rule progress, reports, recovery).
+
+`experiment_started`'s `info` fields:
+    experiment   int   the experiment number (its ref is refs/autoresearch/<tag>/<experiment>)
+    run          int   1, or the repeat run of the same commit the keep rule asked for
+    description  str   the candidate's one-line hypothesis (its commit message)
+    diff         str   unified diff of the editable files against the current best commit
+                       (the parent); "" when the candidate changes nothing (a re-run, the baseline)
+    params       dict  constant name -> value for a sweep proposal; {} otherwise
+    commit       str   the candidate's 7-character commit
+    parent       str   the current best commit it was made from, 7 characters
+    budget_s     float the training-time budget, seconds
+    log_path     str   the run's log file on this machine
+    launcher     str   the executor: local, ray or slurm
+
+`updated`'s `snapshot` is the live state (core/live.py): step, percent, loss, tok_per_s,
+remaining_s, rss_mb, training_fraction, elapsed_s, tail (the last output lines), ...
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -12,7 +34,7 @@ class ExperimentResult:
     run: int
     commit: str
     parent: str
-    status: str                  # keep | discard | crash
+    status: str                  # a Status: keep | discard | crash (pending while undecided)
     metric: float | None
     best_before: float | None
     description: str
@@ -41,6 +63,7 @@ class ExperimentResult:
     def to_dict(self) -> dict:
         """Returns a JSON-able dict (the delta included)."""
         out = asdict(self)
+        out["status"] = str(self.status)
         out["delta"] = self.delta
         return out
 
@@ -49,10 +72,8 @@ class CampaignListener:
     """Callbacks from a running experiment; the default ignores them. Called on the worker
     thread: implementations must not print or display, only update state (widget traits)."""
 
-    wants_diff = False  # True: experiment_started's info carries the diff (one more git call)
-
     def experiment_started(self, info: dict) -> None:
-        """An experiment was committed and launched: number, run, description, commit, diff."""
+        """A run of a committed candidate was launched; `info` holds the fields listed in the module doc."""
 
     def updated(self, snapshot: dict) -> None:
         """Progress of the running experiment (throttled: a few times a second at most)."""

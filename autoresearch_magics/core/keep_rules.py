@@ -10,13 +10,14 @@ import statistics
 from dataclasses import dataclass
 
 from .errors import CampaignError
+from .status import Status
 
 
 @dataclass
 class Decision:
     """The verdict on a candidate and the evidence for it."""
 
-    status: str          # "keep", "discard" (or "crash", set by the engine)
+    status: Status       # keep, discard (or crash, set by the engine)
     evidence: str        # one line a researcher can check by hand
     more_runs: int = 0   # >0: run the same commit again before deciding
 
@@ -30,6 +31,7 @@ class KeepRule:
     """Base of all keep rules."""
 
     name = "base"
+    baseline_alone = False   # True: the baseline must be measured before any candidate starts
 
     def decide(self, campaign, values: list[float], best: dict | None) -> Decision:
         """Returns the verdict for a candidate measured `values` against `best` (campaign.best())."""
@@ -48,9 +50,9 @@ class StrictRule(KeepRule):
     def decide(self, campaign, values, best):
         value = values[-1]
         if best is None:
-            return Decision("keep", f"first result {value:.6f}")
+            return Decision(Status.KEEP, f"first result {value:.6f}")
         g = gain(campaign.config, value, best["value"])
-        return Decision("keep" if g > 0 else "discard",
+        return Decision(Status.KEEP if g > 0 else Status.DISCARD,
                         f"{value:.6f} vs best {best['value']:.6f}: gain {g:+.6f} ({'any' if g > 0 else 'no'} improvement)")
 
 
@@ -62,10 +64,10 @@ class MarginRule(KeepRule):
     def decide(self, campaign, values, best):
         value = values[-1]
         if best is None:
-            return Decision("keep", f"first result {value:.6f}")
+            return Decision(Status.KEEP, f"first result {value:.6f}")
         g = gain(campaign.config, value, best["value"])
         margin = campaign.config.keep_margin
-        return Decision("keep" if g >= margin and g > 0 else "discard",
+        return Decision(Status.KEEP if g >= margin and g > 0 else Status.DISCARD,
                         f"{value:.6f} vs best {best['value']:.6f}: gain {g:+.6f}, required {margin:.6f}")
 
 
@@ -81,6 +83,7 @@ class RepeatsRule(KeepRule):
     """
 
     name = "repeats"
+    baseline_alone = True    # its noise runs come first
 
     def seed_for(self, experiment, run):
         # Fresh random seeds (each recorded in its row): the noise that matters is what a new
@@ -93,19 +96,19 @@ class RepeatsRule(KeepRule):
         mean = statistics.fmean(values)
         if best is None:  # the baseline: measure the noise
             if n < config.noise_runs:
-                return Decision("keep", f"noise run {n}/{config.noise_runs}", more_runs=config.noise_runs - n)
-            return Decision("keep", f"baseline mean {mean:.6f} over {n} seeds, sd {statistics.stdev(values):.6f}")
+                return Decision(Status.KEEP, f"noise run {n}/{config.noise_runs}", more_runs=config.noise_runs - n)
+            return Decision(Status.KEEP, f"baseline mean {mean:.6f} over {n} seeds, sd {statistics.stdev(values):.6f}")
         g = gain(config, mean, best["value"])
         if g <= 0:
-            return Decision("discard", f"mean {mean:.6f} over {n} run(s) is no better than best {best['value']:.6f}")
+            return Decision(Status.DISCARD, f"mean {mean:.6f} over {n} run(s) is no better than best {best['value']:.6f}")
         if n < config.repeats:
-            return Decision("keep", f"promising ({g:+.6f}): re-running", more_runs=config.repeats - n)
+            return Decision(Status.KEEP, f"promising ({g:+.6f}): re-running", more_runs=config.repeats - n)
         sigma, df = campaign.noise(extra=values)
         if sigma is None:
-            return Decision("keep", f"gain {g:+.6f}; no noise estimate yet (baseline ran once)")
+            return Decision(Status.KEEP, f"gain {g:+.6f}; no noise estimate yet (baseline ran once)")
         se = sigma * (1 / n + 1 / len(best["values"])) ** 0.5
         need = t_quantile(config.confidence, df) * se
-        verdict = "keep" if g > need else "discard"
+        verdict = Status.KEEP if g > need else Status.DISCARD
         return Decision(verdict, f"mean {mean:.6f} over {n} runs vs best {best['value']:.6f} over "
                                  f"{len(best['values'])}: gain {g:+.6f} {'>' if g > need else '<='} "
                                  f"{need:.6f} = t({config.confidence:g}, df={df}) x se {se:.6f} (sd {sigma:.6f})")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import git
@@ -23,15 +22,6 @@ from .paths import UNTRACKED_PATTERNS
 FALLBACK_NAME = "autoresearch"
 FALLBACK_EMAIL = "autoresearch@localhost"
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    """A commit as plain data."""
-
-    sha: str
-    short: str
-    message: str
 
 
 def experiment_ref(tag: str, number: int) -> str:
@@ -47,7 +37,7 @@ class Ledger:
         try:
             self.repo = git.Repo(self.root, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise CampaignError(f"{self.root} is not a git repository: run `autoresearch init {self.root}`") from None
+            raise CampaignError(f"{self.root} is not a git repository: run `autoresearch init {self.root} --tag TAG`") from None
         self._env = None
         self._cmd = git.Git(str(self.root))  # runs in the campaign folder: paths are relative to it
 
@@ -66,10 +56,6 @@ class Ledger:
         if not inside:
             git.Repo.init(root, initial_branch="main")
         return Ledger(root)
-
-    def is_toplevel(self) -> bool:
-        """Returns True when the campaign folder is the repository's top level."""
-        return Path(self.repo.working_tree_dir).resolve() == self.root.resolve()
 
     def exclude_campaign_files(self) -> None:
         """Adds the campaign's untracked files to .git/info/exclude (never the user's .gitignore)."""
@@ -138,11 +124,6 @@ class Ledger:
         except git.GitCommandError:
             return None
 
-    def commit_info(self, ref: str) -> CommitInfo:
-        """Returns sha, 7-character sha and message of `ref`."""
-        commit = self.repo.commit(ref)
-        return CommitInfo(commit.hexsha, commit.hexsha[:7], commit.message.strip())
-
     def changed_paths(self, paths: list[str], against: str = "HEAD") -> list[str]:
         """Returns which of `paths` differ between the working tree and `against`."""
         out = self._git("diff", "--name-only", against, "--", *paths)
@@ -190,13 +171,19 @@ class Ledger:
             found[path] = blob.data_stream.read().decode("utf-8", errors="replace") if blob.type == "blob" else None
         return found
 
+    def read_file_if_present(self, ref: str, path: str) -> str | None:
+        """Returns the content of `path` (campaign-relative) at `ref`, or None when that commit lacks it."""
+        prefix = os.path.relpath(self.root.resolve(), Path(self.repo.working_tree_dir).resolve())
+        inside = path if prefix == "." else f"{prefix.replace(os.sep, '/')}/{path}"
+        try:
+            blob = self.repo.commit(ref).tree / inside
+        except KeyError:
+            return None
+        return blob.data_stream.read().decode("utf-8", errors="surrogateescape")
+
     def diff(self, base: str, target: str, paths: list[str] | None = None) -> str:
         """Returns the unified diff from `base` to `target`."""
         return self._git("diff", base, target, "--", *(paths or []))
-
-    def diff_worktree(self, base: str, paths: list[str]) -> str:
-        """Returns the unified diff from `base` to the working tree for `paths`."""
-        return self._git("diff", base, "--", *paths)
 
     def parent(self, ref: str) -> str | None:
         """Returns the first parent's sha of `ref`, or None for a root commit."""
@@ -277,34 +264,17 @@ class Ledger:
             tree = run("write-tree")
             return run("commit-tree", tree, "-p", parent, "-m", message)
 
-    def move_branch_to(self, sha: str, paths: list[str]) -> None:
-        """Advances the checked-out branch to `sha` and writes `paths` from it (worktree and index)."""
-        self.revert_to(sha, paths)
-
     def set_ref(self, ref: str, sha: str) -> None:
         """Points `ref` at `sha`."""
         git.Reference.create(self.repo, ref, sha, force=True)
 
-    def revert_to(self, sha: str, paths: list[str]) -> None:
-        """Moves the current branch back to `sha` (like `git reset --soft`) and restores `paths` from it
-        (worktree and index); every other file, staged or not, stays as it is."""
+    def move_branch(self, sha: str) -> None:
+        """Points the checked-out branch at `sha` (like `git reset --soft`); the working tree stays as it is."""
         self.repo.head.reference.set_commit(sha)
-        self._git("checkout", sha, "--", *paths)
 
     def write_files_from(self, ref: str, paths: list[str]) -> None:
-        """Overwrites `paths` in the working tree (and index) with their content at `ref`."""
+        """Overwrites `paths` in the working tree and the index with their content at `ref`."""
         self._git("checkout", ref, "--", *paths)
-
-    def add_worktree(self, path, ref: str) -> None:
-        """Creates a detached worktree of `ref` at `path`."""
-        self._git("worktree", "add", "--detach", "-f", str(path), ref)
-
-    def remove_worktree(self, path) -> None:
-        """Removes a worktree created by add_worktree."""
-        try:
-            self._git("worktree", "remove", "--force", str(path))
-        except git.GitCommandError:
-            self._git("worktree", "prune")
 
     def export_tree(self, ref: str, dest) -> None:
         """Writes the campaign folder's tracked files at `ref` into `dest` (plain files, no repository)."""
@@ -322,3 +292,8 @@ class Ledger:
             return bool(self._git("ls-files", "--", str(path)))
         except git.GitCommandError:
             return False
+
+    def sync_index(self, paths: list[str]) -> None:
+        """Sets the index entries of `paths` to HEAD's, leaving the working tree alone (after a branch move)."""
+        if paths:
+            self._git("reset", "-q", "HEAD", "--", *paths)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import CampaignError, ProposalError
 
-class ProposalError(Exception):
-    """A proposer failed this time (its agent crashed, hung or changed nothing); the loop goes on."""
+__all__ = ["PROPOSERS", "Proposal", "ProposalError", "Proposer", "RerunProposer", "make_proposer"]
 
 
 @dataclass
@@ -18,6 +18,8 @@ class Proposal:
 
     description: str
     files: dict[str, str] = field(default_factory=dict)
+    params: dict = field(default_factory=dict)   # the constants a sweep set (name -> value), shown with the diff
+    seed: int | None = None                       # every run's seed; None: the keep rule chooses
 
 
 class Proposer:
@@ -52,7 +54,6 @@ PROPOSERS = ("rerun", "sweep", "agent")
 def make_proposer(campaign, kind: str = "rerun", *, agent_cmd: str | None = None, agent_timeout_s=None,
                   space: str | None = None, sampler: str = "tpe", message: str | None = None) -> Proposer:
     """Returns the proposer a front end asked for; raises CampaignError naming what is missing."""
-    from .errors import CampaignError
     if kind == "rerun":
         return RerunProposer(message or "re-run current train.py")
     if kind == "sweep":

@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .constants import read_constants, rewrite_constants
+from .script_constants import read_constants, rewrite_constants
 from .errors import CampaignError
 from .proposers import Proposal, Proposer
 
@@ -92,7 +92,7 @@ class SweepProposer(Proposer):
         source = (campaign.paths.root / self.script).read_text()
         text = rewrite_constants(source, values)
         shown = " ".join(f"{k}={_short(v)}" for k, v in values.items())
-        proposal = Proposal(f"sweep #{trial.number}: {shown}", {self.script: text})
+        proposal = Proposal(f"sweep #{trial.number}: {shown}", {self.script: text}, params=values)
         self._trials[id(proposal)] = trial
         return proposal
 

@@ -24,10 +24,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
-try:  # the module-level constant parser of training scripts (the sweep's), whichever name it has
-    from .script_constants import read_constants
-except ImportError:
-    from .constants import read_constants
+from .script_constants import read_constants
 
 KINDS = ("identical", "cosmetic", "same-values")   # most to least alike
 CACHE_SIZE = 8192                                    # commits whose facts stay in memory

@@ -13,13 +13,13 @@ from IPython.core.magic_arguments import argument, kwds, magic_arguments
 from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Integer
 
-from ..core.background import QueueFull
 from ..core.campaign import Campaign
-from ..core.errors import CampaignError, NotACampaign
+from ..core.status import INTERRUPTED
+from ..core.errors import CampaignError, NotACampaign, QueueFull
 from ..presentation.dashboard import POLLER
 from ..presentation.panel import ExperimentPanel
 from . import experiment as experiment_cell
-from .commands import COMMANDS, cmd_terminal_only
+from .commands import COMMANDS
 from .parsing import ALL_VERBS, EXPERIMENT_ARGS, HelpShown, build_parser, parse_verb, split, verbs_help
 from .session import Session, close_git
 
@@ -76,7 +76,7 @@ class AutoresearchMagics(Magics):
         except HelpShown:
             return None
         args.verb = verb
-        return self._call(COMMANDS.get(verb, cmd_terminal_only), args)
+        return self._call(COMMANDS[verb], args)
 
     @magic_arguments()
     @declare(EXPERIMENT_ARGS)
@@ -135,7 +135,7 @@ class AutoresearchMagics(Magics):
 
     def submit(self, session: Session, panel: ExperimentPanel, submit):
         """Submits a job with `panel` as its listener; a full queue is a UsageError naming the way out."""
-        session.executor.max_queued = self.max_queued
+        session.queue.max_queued = self.max_queued
         try:
             job = submit(panel)
         except QueueFull as full:
@@ -149,9 +149,9 @@ class AutoresearchMagics(Magics):
         """Stops this kernel's runs, waits up to `grace_s` for them to be recorded, and ends git helpers."""
         deadline = time.monotonic() + grace_s
         for session in self.sessions.values():
-            session.executor.stop()
+            session.queue.stop(reason=INTERRUPTED)   # the kernel goes away: the run is cut off, not stopped by hand
         for session in self.sessions.values():
-            session.executor.wait(max(0.0, deadline - time.monotonic()))
+            session.queue.wait(max(0.0, deadline - time.monotonic()))
             session.close()
         for board in POLLER.close():
             close_git(board.campaign)

@@ -8,14 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from IPython.core.error import UsageError
 from IPython.display import Image, display
 
 from ..core.background import CANCELLED, FAILED
 from ..core.campaign import Campaign
 from ..core.errors import CampaignError
 from ..core.hardware import describe_hardware
-from ..core.live import read_json, read_live
+from ..core.live import read_live
 from ..core.paths import CampaignPaths
 from ..core.proposers import make_proposer
 from ..presentation.dashboard import live_dashboard
@@ -32,8 +31,8 @@ def cmd_init(ctx, args):
     paths = CampaignPaths.of(args.path)
     existed = paths.config.is_file()
     had_script = (paths.root / "train.py").exists()
-    left_behind = read_json(paths.current) if existed else None
     campaign = Campaign.init(args.path, **init_settings(args))
+    recovered = campaign.recover() if existed else None   # resuming: a runner that died is recorded now
     ctx.attach(campaign)
     if existed:
         action = "resumed"
@@ -42,9 +41,8 @@ def cmd_init(ctx, args):
     else:
         action = f"created from the {campaign.config.template} template in"
     print(f"{action} campaign {campaign.config.tag}: {paths.root}")
-    if left_behind and not left_behind.get("recorded") and not paths.current.exists():
-        print(f"experiment #{left_behind.get('experiment')} ({left_behind.get('description', '')!r}) was cut off "
-              f"(kernel restart?): recorded as a crash, 'interrupted'; its training process is gone")
+    if recovered:
+        print(recovered.text())
     status = campaign.status()
     print(format_status(status))
     if not status["runs"]:
@@ -56,12 +54,12 @@ def cmd_run(ctx, args):
     session.refuse_if_other_runner()
     reader = session.reader
     files = None
-    if session.executor.busy and reader.ledger.changed_paths(reader.config.editable):
+    if session.queue.busy and reader.ledger.changed_paths(reader.config.editable):
         # edits made while another experiment runs would be overwritten when it is reverted: take them now
         files = {p: (reader.paths.root / p).read_text() for p in reader.config.editable
                  if (reader.paths.root / p).exists()}
     panel = ctx.new_panel(session, args.message)
-    job = ctx.submit(session, panel, lambda listener: session.executor.submit_experiment(
+    job = ctx.submit(session, panel, lambda listener: session.queue.submit_experiment(
         args.message, files, seed=args.seed, listener=listener))
     ctx.show(panel, job)
     if args.wait:
@@ -77,7 +75,7 @@ def cmd_loop(ctx, args):
         session.campaign.update_stop_rules(**stop_rule_settings(args))
     panel = ctx.new_panel(session, proposer.name, kind="loop")
     parallel = executor_options(args, session.campaign) or {}
-    job = ctx.submit(session, panel, lambda listener: session.executor.submit_loop(
+    job = ctx.submit(session, panel, lambda listener: session.queue.submit_loop(
         proposer, args.max_proposals, listener=listener, report_every=args.report_every, **parallel))
     ctx.show(panel, job)
     if args.wait:
@@ -118,7 +116,7 @@ def cmd_show(ctx, args):
 
 def cmd_stop(ctx, args):
     session = ctx.session()
-    running, cancelled = session.executor.stop()
+    running, cancelled = session.queue.stop()
     if running is not None:
         what = f"the loop" if running.kind == "loop" else f"experiment {running.description!r}"
         print(f"stopping {what}; it is recorded as a crash ('stopped by user')")
@@ -170,7 +168,7 @@ def cmd_edit(ctx, args):
     session = ctx.session()
     reader = session.reader
     editable = reader.config.editable[0]
-    if session.executor.busy or read_live(reader.paths):
+    if session.queue.busy or read_live(reader.paths):
         # the working copy holds the running candidate, which may be reverted: start from the best
         sha, label = best_base(reader)
         source, origin = file_at(reader, sha, editable), f"as at the best ({label})"
@@ -188,11 +186,6 @@ def cmd_edit(ctx, args):
     ctx.shell.set_next_input(cell, replace=False)
     print(f"the next cell holds {editable} {origin} under %%experiment: edit it, put the hypothesis in -m, run it")
     return None
-
-
-def cmd_terminal_only(ctx, args):
-    raise UsageError(f"`%autoresearch {args.verb}` has no notebook version yet: run `autoresearch {args.verb}` in a "
-                     f"terminal in the campaign folder")
 
 
 COMMANDS = {"init": cmd_init, "run": cmd_run, "loop": cmd_loop, "status": cmd_status, "results": cmd_results,
@@ -220,9 +213,9 @@ def file_at(campaign, ref: str, path: str) -> str:
 
 def _wait(ctx, session, timeout: float | None):
     """Blocks until this kernel's jobs end (or a run owned by another process), then reports them."""
-    executor = session.executor
+    job_queue = session.queue
     try:
-        if not executor.busy:
+        if not job_queue.busy:
             live = read_live(session.reader.paths)
             if live and live.get("runner_pid") != os.getpid():
                 print(f"waiting for experiment #{live['experiment']}, run by process {live['runner_pid']}")
@@ -234,7 +227,7 @@ def _wait(ctx, session, timeout: float | None):
                     print(f"latest: #{latest['experiment']} {latest['description']!r} {latest['status']}")
                 publish_all()
                 return None
-        finished = executor.wait(timeout)
+        finished = job_queue.wait(timeout)
     except KeyboardInterrupt:
         print("stopped waiting; the experiments go on (`%autoresearch stop` ends them)")
         return None

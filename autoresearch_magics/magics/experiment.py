@@ -1,11 +1,17 @@
 """`%%experiment`: the cell body becomes train.py (or, with --patch, a diff applied to it), the diff
-against the best is shown, and the run starts in the background; the cell returns at once."""
+against the best is shown, and the run starts in the background; the cell returns at once.
+
+The cell becomes plain data for the job queue (its files, or its patch, applied by the core when
+the run starts); the core builds the candidate and its diff and sends them to the panel with the
+run's start (core/events.py).
+"""
 from __future__ import annotations
 
 from IPython.core.error import UsageError
 
+from ..core.candidate import unified_diff
+from ..core.patch import apply_patch
 from .commands import _wait, best_base, file_at
-from .patch import apply_patch, unified_diff
 
 
 def run_cell(ctx, args, cell: str):
@@ -19,12 +25,10 @@ def run_cell(ctx, args, cell: str):
     editable = reader.config.editable[0]
     base_sha, label = best_base(reader)
     base_text = file_at(reader, base_sha, editable)
+    files, patch = None, None
     if args.patch:
         new_text = apply_patch(base_text, cell, editable)  # fails now, in the cell, if it cannot apply
-
-        def files(campaign):
-            # applied again when the run starts: a queued patch builds on whatever is best by then
-            return {editable: apply_patch(file_at(campaign, "HEAD", editable), cell, editable)}
+        patch = cell  # applied again when the run starts: a queued patch builds on whatever is best by then
     else:
         if not cell.strip():
             raise UsageError(f"the cell is empty: its body becomes {editable}. `%autoresearch edit` pre-fills "
@@ -35,8 +39,8 @@ def run_cell(ctx, args, cell: str):
     panel = ctx.new_panel(session, args.message)
     panel.show_diff(diff, f"diff against the best ({label})" if diff else
                     f"no change against the best ({label}): a re-run")
-    job = ctx.submit(session, panel, lambda listener: session.executor.submit_experiment(
-        args.message, files, seed=args.seed, listener=listener))
+    job = ctx.submit(session, panel, lambda listener: session.queue.submit_experiment(
+        args.message, files, patch=patch, seed=args.seed, listener=listener))
     if not ctx.use_widgets:
         print(diff_text(diff, label))
     ctx.show(panel, job)

@@ -10,6 +10,7 @@ import shlex
 
 from IPython.core.error import UsageError
 
+from ..core.paths import PLOT_NAME
 from ..verbs import VERBS
 
 
@@ -31,8 +32,8 @@ MAGIC_VERBS: dict[str, tuple[str, list]] = {
         arg("--timeout", type=float, help="stop waiting after this many seconds (the runs go on)"),
     ]),
     "plot": ("plot the campaign: every experiment, kept ones labelled, the running best, crashes", [
-        arg("--save", nargs="?", const="progress.png",
-            help="also save the figure (default progress.png in the campaign folder)"),
+        arg("--save", nargs="?", const=PLOT_NAME,
+            help=f"also save the figure (default {PLOT_NAME} in the campaign folder)"),
     ]),
     "panel": ("the live dashboard: best so far, stop-rule progress, the running experiment, results", []),
 }

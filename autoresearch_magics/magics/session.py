@@ -1,5 +1,5 @@
 """One campaign as this kernel sees it: the campaign the worker thread runs, a reader for the
-main thread, the background executor, and the jobs submitted with their panels."""
+main thread, the job queue, and the jobs submitted with their panels."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from IPython.core.error import UsageError
 
-from ..core.background import Job, LocalExecutor
+from ..core.background import Job, JobQueue
 from ..core.campaign import Campaign
 from ..core.live import process_alive, read_json
 
@@ -21,7 +21,7 @@ class Session:
         # the main thread reads through its own objects; the config record is shared, so a stop-rule
         # change made here is seen by a running loop
         self.reader = Campaign(campaign.paths, campaign.config)
-        self.executor = LocalExecutor(campaign, max_queued)
+        self.queue = JobQueue(campaign, max_queued)
         self.jobs: list[tuple[Job, object]] = []   # (job, its panel), oldest first
         self.reported: set[int] = set()            # ids of jobs whose outcome `wait` printed
 
@@ -35,13 +35,9 @@ class Session:
         for f in fields(self.campaign.config):
             setattr(self.campaign.config, f.name, getattr(campaign.config, f.name))
 
-    def pending_jobs(self) -> list[Job]:
-        """Returns the jobs that are queued or running."""
-        return [job for job, _ in self.jobs if not job.finished]
-
     def close(self) -> None:
         """Ends the git helper processes of this session's campaign objects (the worker's once it is idle)."""
-        for campaign in (self.reader, *(() if self.executor.busy else (self.campaign,))):
+        for campaign in (self.reader, *(() if self.queue.busy else (self.campaign,))):
             close_git(campaign)
 
     def refuse_if_other_runner(self) -> None:

@@ -79,7 +79,7 @@ def curve_reader():
 
 def curve(folder: Path, number: int) -> dict:
     """Returns the curve payload of experiment `number` of the campaign in `folder`."""
-    campaign = Campaign.open(folder, recover=False)
+    campaign = Campaign.open(folder)
     live = read_live(campaign.paths) or {}
     known = str(number) in campaign.experiments() or live.get("experiment") == number
     if not known:

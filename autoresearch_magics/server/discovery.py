@@ -21,11 +21,11 @@ SKIPPED = {"node_modules", "__pycache__", "site-packages", "venv", "env"}
 ROOT_ID = "."
 
 
-class UnsafeCampaignId(ValueError):
+class UnsafeCampaignId(CampaignError):
     """The id could name a folder outside the server root (400)."""
 
 
-class UnknownCampaign(LookupError):
+class UnknownCampaign(CampaignError):
     """No campaign has this id under the server root (404)."""
 
 

@@ -1,6 +1,6 @@
 """What each route answers, as plain data built from the core's read-only API.
 
-Every function opens the campaign with recover=False: serving a page never records,
+Opening a campaign changes nothing: serving a page never records,
 commits or reverts anything.
 """
 from __future__ import annotations
@@ -9,24 +9,25 @@ from pathlib import Path
 
 from ..core.campaign import Campaign
 from ..core.errors import CampaignError
+from ..core.paths import SUMMARY_NAME
 from .discovery import campaign_id, inside_root
 
-REPORT_NAME = "autoresearch-summary.md"
+REPORT_NAME = SUMMARY_NAME
 MAX_DIFF_CHARS = 200_000   # a diff longer than this is cut; the sidebar says so
 MAX_TAIL_LINES = 400       # log lines one request may ask for
 DEFAULT_TAIL_LINES = 60
 
 
-class ExperimentNotFound(LookupError):
+class ExperimentNotFound(CampaignError):
     """The campaign has no experiment with that number (404)."""
 
 
-class LogOutsideRoot(PermissionError):
+class LogOutsideRoot(CampaignError):
     """The results row points the experiment's log outside the server root (403)."""
 
 
 def _open(folder: Path) -> Campaign:
-    return Campaign.open(folder, recover=False)
+    return Campaign.open(folder)
 
 
 def status(folder: Path, server_root) -> dict:

@@ -31,7 +31,7 @@ function frameCode(where: string, comment: string): string {
   return [
     'from autoresearch_magics import Campaign',
     '',
-    `campaign = Campaign.open(${where}, recover=False)  # ${comment}`,
+    `campaign = Campaign.open(${where})  # ${comment}`,
     'results = campaign.frame()',
     'results'
   ].join('\n');

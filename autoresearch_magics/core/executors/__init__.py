@@ -1,6 +1,6 @@
 """Executors run a batch's experiments concurrently: on this machine (`local`, the default, no
 extra needed), on a Ray cluster (`ray`, extra `[ray]`) or as Slurm jobs (`slurm`, extra `[slurm]`).
-Each one only starts tasks and reports their events; the ratchet stays in `core.parallel`."""
+Each one only starts tasks and reports their events; the ratchet stays in `core.engine`."""
 from __future__ import annotations
 
 from .base import Executor, ExecutorError, TaskResult, TaskSink, TaskSpec

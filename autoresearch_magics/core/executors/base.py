@@ -1,5 +1,5 @@
 """What every executor shares: the task that travels to a worker, the events that come back,
-and the small interface the parallel loop drives (`submit`, `cancel`, `capacity`)."""
+and the small interface the engine drives (`submit`, `cancel`, `capacity`)."""
 from __future__ import annotations
 
 import collections
@@ -27,8 +27,9 @@ class TaskSpec:
     env: dict[str, str]             # AUTORESEARCH_* variables; nothing that names a path of the driver
     timeout_s: float
     log_cap_bytes: int
-    gpus: int = 0                   # whole devices for this run; 0 means CUDA_VISIBLE_DEVICES=""
+    gpus: int | None = 0            # whole devices for this run; 0: CUDA_VISIBLE_DEVICES=""; None: as inherited
     data_dir: str = ""              # the campaign's data folder, used where a worker can see it
+    workdir: str = ""               # run here instead of in a folder made from `files` (this machine only)
 
     @property
     def name(self) -> str:
@@ -52,8 +53,8 @@ class TaskSink:
     """Receives a task's events. Executors call it from their own threads, so an implementation
     only queues what it gets."""
 
-    def started(self, job_id: str, node: str) -> None:
-        """The command is running on `node` as cluster job `job_id`."""
+    def started(self, job_id: str, node: str, pid: int | None = None) -> None:
+        """The command is running on `node` as cluster job `job_id` (process `pid` when on this machine)."""
 
     def lines(self, lines: list[str]) -> None:
         """New output lines (split on \\r and \\n), in order."""
@@ -74,14 +75,27 @@ class Handle:
 
 
 class Executor:
-    """Runs tasks concurrently somewhere; the parallel loop never submits more than `parallel` at once."""
+    """Runs tasks concurrently somewhere; the engine never submits more than its slots at once."""
 
     name = "local"              # the results.tsv `launcher` column
-    gpus_per_experiment = 0     # whole devices each experiment gets
+    gpus_per_experiment = 0     # whole devices each experiment gets (None: the devices this process sees)
+    runs_here = False           # True: tasks run on this machine, so a task may use the campaign folder
 
     def open(self) -> "Executor":
         """Connects to the cluster (if any); returns self."""
         return self
+
+    @property
+    def opens_anywhere(self) -> bool:
+        """Returns True when `open` may run on another thread (so it overlaps the runner's own start-up)."""
+        return False
+
+    def open_soon(self, slots: int | None = None) -> None:
+        """Starts connecting (and warming `slots` workers) in the background when `opens_anywhere`, so a
+        front end's own start-up overlaps it; `open` then waits for it."""
+
+    def warm(self, slots: int) -> None:
+        """Gets `slots` workers ready (started, modules imported) before the first batch; returns at once."""
 
     def close(self) -> None:
         """Disconnects; running tasks must have finished or been cancelled."""

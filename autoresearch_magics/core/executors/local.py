@@ -29,7 +29,7 @@ class _ToSink(RunListener):
         self.sink = sink
 
     def started(self, pid):
-        self.sink.started(str(pid), socket.gethostname())
+        self.sink.started(str(pid), socket.gethostname(), pid)
 
     def lines(self, lines):
         self.sink.lines(lines)
@@ -42,8 +42,10 @@ class LocalPoolExecutor(Executor):
     """Runs experiments as concurrent child processes of this one."""
 
     name = "local"
+    runs_here = True
 
-    def __init__(self, gpus_per_experiment: int = 0, devices: list[str] | None = None) -> None:
+    def __init__(self, gpus_per_experiment: int | None = 0, devices: list[str] | None = None) -> None:
+        """`gpus_per_experiment` None: every run sees the devices this process sees (one run at a time)."""
         self.gpus_per_experiment = gpus_per_experiment
         self._free = list(devices) if devices is not None else (_visible_devices() if gpus_per_experiment else [])
         self._lock = threading.Lock()
@@ -58,13 +60,14 @@ class LocalPoolExecutor(Executor):
 
     def submit(self, spec: TaskSpec, log_path: str, sink: TaskSink) -> Handle:
         handle = _Handle()
-        devices = self._take(spec.gpus)
+        devices = self._take(spec.gpus or 0)
         if devices is None:
             raise ExecutorError(f"no free GPU for experiment {spec.experiment}: lower --parallel")
+        visible = None if spec.gpus is None else ",".join(devices)
 
         def work() -> None:
             try:
-                outcome = run_task(spec, _ToSink(sink), handle.stop.is_set, log_path, ",".join(devices))
+                outcome = run_task(spec, _ToSink(sink), handle.stop.is_set, log_path, visible)
                 result = TaskResult(outcome, job_id=str(outcome.pid), node=socket.gethostname())
             except Exception as exc:  # a run that could not start is that experiment's crash, not the loop's
                 result = TaskResult(None, f"could not start: {type(exc).__name__}: {exc}")

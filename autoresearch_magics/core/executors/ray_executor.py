@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import threading
 
 from .base import Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec
@@ -31,6 +32,12 @@ def _ray():
     except ImportError:
         raise ExecutorError(f"--executor ray needs Ray on this machine and on the cluster: {INSTALL_HINT}") from None
     return ray
+
+
+def _warm_task() -> int:
+    """Imports what a run needs, so the first experiment on this worker does not pay for it."""
+    from . import worker  # noqa: F401
+    return os.getpid()
 
 
 def _ray_task(spec: TaskSpec):
@@ -66,8 +73,35 @@ class RayExecutor(Executor):
         self.runtime_env = runtime_env
         self._connected_here = False
         self._remote = None
+        self._warming: list = []
+        self._opening: threading.Thread | None = None
+        self._open_error: BaseException | None = None
+
+    def open_soon(self, slots: int | None = None) -> None:
+        if self._opening is not None or self._remote is not None or not self.opens_anywhere:
+            return
+
+        def work() -> None:
+            try:
+                self._open_now()
+                self.warm(slots or self.capacity() or 1)
+            except BaseException as exc:  # raised by `open` in the caller's thread
+                self._open_error = exc
+
+        self._opening = threading.Thread(target=work, name="ray-open", daemon=True)
+        self._opening.start()
 
     def open(self) -> "RayExecutor":
+        if self._opening is not None:
+            self._opening.join()
+            self._opening, error, self._open_error = None, self._open_error, None
+            if error is not None:
+                raise error
+        if self._remote is None:
+            self._open_now()
+        return self
+
+    def _open_now(self) -> None:
         ray = _ray()
         if not ray.is_initialized():
             connect(self.address, self.connect_timeout_s, self.runtime_env)
@@ -81,9 +115,24 @@ class RayExecutor(Executor):
         # max_calls=0 lets GPU tasks reuse warm workers (Ray's default of 1 starts a fresh worker
         # per GPU task, a second or more each); the GPU is used by the child, which has exited.
         self._remote = ray.remote(max_retries=0, max_calls=0, num_cpus=self.cpus_per_experiment)(_ray_task)
-        return self
+
+    @property
+    def opens_anywhere(self) -> bool:
+        # a new local cluster belongs to the thread that starts it; a connection to a running one does not
+        if (self.address or os.environ.get("RAY_ADDRESS") or "local") != "local":
+            return True
+        ray = sys.modules.get("ray")
+        return ray is not None and ray.is_initialized()
+
+    def warm(self, slots: int) -> None:
+        """Starts `slots` no-op tasks shaped like experiments, so Ray starts their workers now."""
+        if self._remote is None or self.gpus_per_experiment or self._warming:
+            return  # GPU tasks get their workers when they run
+        remote = _ray().remote(max_retries=0, num_cpus=self.cpus_per_experiment)(_warm_task)
+        self._warming = [remote.remote() for _ in range(slots)]
 
     def close(self) -> None:
+        self._warming = []
         if self._connected_here:
             _ray().shutdown()
             self._connected_here = False

@@ -97,16 +97,18 @@ def task_env(spec: TaskSpec, visible_devices: str | None) -> dict:
     """Returns the variables a run gets on top of the worker's environment."""
     env = dict(spec.env)
     env[ENV_DATA_DIR] = node_data_dir(spec)
-    # `python` in the command means the worker's interpreter, as it does on the driver
+    # `python` in the command means the worker's interpreter (in a kernel, too, whose PATH may lack its venv)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    if spec.gpus <= 0:
+    if spec.gpus is None:
+        pass                              # the devices this process sees
+    elif spec.gpus <= 0:
         env["CUDA_VISIBLE_DEVICES"] = ""  # no device, rather than every device of the node
     elif visible_devices is not None:
         env["CUDA_VISIBLE_DEVICES"] = visible_devices
     return env
 
 
-class _Guarded(RunListener):
+class _StartsGuard(RunListener):
     """Forwards runner callbacks and starts the guard once the run's process group exists."""
 
     def __init__(self, inner: RunListener) -> None:
@@ -129,12 +131,14 @@ class _Guarded(RunListener):
 
 def run_task(spec: TaskSpec, listener: RunListener, should_stop: Callable[[], bool],
              log_path: str | None = None, visible_devices: str | None = None) -> RunOutcome:
-    """Runs `spec` in a fresh temporary folder on this machine; returns the runner's outcome."""
+    """Runs `spec` in its workdir, else in a fresh temporary folder holding its files; returns the
+    runner's outcome."""
     work = Path(tempfile.mkdtemp(prefix=f"{spec.name}-"))
-    guarded = _Guarded(listener)
+    guarded = _StartsGuard(listener)
     try:
-        tree = work / "tree"
-        materialise(spec, tree)
+        tree = Path(spec.workdir) if spec.workdir else work / "tree"
+        if not spec.workdir:
+            materialise(spec, tree)
         outcome = run(RunSpec(command=spec.command, cwd=str(tree), log_path=log_path or str(work / "run.log"),
                               env=task_env(spec, visible_devices), timeout_s=spec.timeout_s,
                               log_cap_bytes=spec.log_cap_bytes), guarded, should_stop)

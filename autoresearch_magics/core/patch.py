@@ -6,11 +6,10 @@ still applies when its context is intact.
 """
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 
-from ..core.errors import CampaignError
+from .errors import CampaignError
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
@@ -88,9 +87,3 @@ def _locate(lines: list[str], old: list[str], hint: int, earliest: int) -> int |
         if [l.rstrip() for l in lines[start:start + n]] == [l.rstrip() for l in old]:
             return start
     return None
-
-
-def unified_diff(before: str, after: str, path: str, before_label: str) -> str:
-    """Returns the unified diff from `before` to `after`, or '' when they are the same."""
-    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                        f"a/{path} ({before_label})", f"b/{path}"))

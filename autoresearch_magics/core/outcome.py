@@ -1,0 +1,99 @@
+"""How a run ended becomes a result, and a result becomes a results.tsv row: the one place for both.
+
+Every path goes through here: a finished run on any executor, a run stopped before it started,
+and a run whose runner died (recovery).
+"""
+from __future__ import annotations
+
+import signal
+
+from .events import ExperimentResult
+from .results import ResultRow
+from .runner import RunOutcome
+from .status import STOPPED_BY_USER, Status
+from .summary import is_finite_number
+
+TAIL_KEPT = 15   # output lines a result keeps for the front ends
+
+
+def classify(outcome: RunOutcome, metric: str, timeout_s: float) -> tuple[float | None, str]:
+    """Returns (metric value, "") for a usable run, or (None, crash reason)."""
+    if outcome.stopped:
+        return None, STOPPED_BY_USER
+    if outcome.timed_out:
+        return None, f"timeout: killed after {timeout_s:g}s"
+    if outcome.returncode != 0:
+        if outcome.saw_fail:
+            return None, "FAIL: training diverged (loss NaN or exploding)"
+        if outcome.returncode is not None and outcome.returncode < 0:
+            name = signal.Signals(-outcome.returncode).name if -outcome.returncode in signal.valid_signals() else ""
+            return None, f"killed by signal {name or -outcome.returncode} (out of memory?)"
+        return None, f"exit code {outcome.returncode}" + _error_hint(outcome.tail)
+    if not outcome.summary:
+        return None, "no summary block: the script must end by printing '---' and 'key: value' lines"
+    value = outcome.summary.get(metric)
+    if value is None:
+        return None, f"summary has no {metric} (keys: {', '.join(list(outcome.summary)[:8])})"
+    if not is_finite_number(value):
+        return None, f"{metric} is {value} (not a finite number)"
+    return float(value), ""
+
+
+def _error_hint(tail: list[str]) -> str:
+    """Returns ': <last exception line>' from a traceback in the output tail, or ''."""
+    for line in reversed(tail):
+        text = line.strip()
+        head = text.split(":", 1)[0]
+        if head.endswith(("Error", "Exception", "Interrupt", "Exit")) and " " not in head:
+            return ": " + text[:200]
+    return ""
+
+
+def result_of(campaign, note: dict, outcome: RunOutcome | None, error: str = "",
+              stop_reason: str = STOPPED_BY_USER) -> ExperimentResult:
+    """Returns the (undecided) result of one run.
+
+    `note` describes the run (experiment, run, commit, parent, description, seed, started_at, log,
+    launcher, job_id, node); `outcome` is None when there is none, `error` then says why. A stopped
+    run's reason is `stop_reason` (a kernel shutdown is 'interrupted', not a user's stop).
+    """
+    config = campaign.config
+    if outcome is None:
+        metric, reason = None, error or "worker lost"
+    else:
+        metric, reason = classify(outcome, config.metric, config.effective_timeout_s)
+        if outcome.stopped:
+            reason = stop_reason
+    summary = outcome.summary if outcome else {}
+    vram_mb = summary.get("peak_vram_mb")
+    rss_mb = outcome.peak_rss_mb if outcome else 0.0
+    training_s = summary.get("training_seconds")
+    return ExperimentResult(
+        experiment=note["experiment"], run=note.get("run", 1), commit=note["commit"], parent=note["parent"],
+        status=Status.CRASH if reason else Status.PENDING, metric=metric, best_before=None,
+        description=note.get("description", ""), crash_reason=reason, log_path=note.get("log", ""),
+        wall_s=outcome.wall_s if outcome else 0.0,
+        training_seconds=training_s if is_finite_number(training_s) else None,
+        memory_gb=vram_mb / 1024 if is_finite_number(vram_mb) and vram_mb > 0 else rss_mb / 1024,
+        peak_rss_gb=rss_mb / 1024, summary=summary, tail=(outcome.tail if outcome else [])[-TAIL_KEPT:],
+        seed=note.get("seed"), started_at=note.get("started_at", ""), launcher=note.get("launcher", "local"),
+        job_id=note.get("job_id", ""), node=note.get("node", ""))
+
+
+def row_for(campaign, result: ExperimentResult) -> ResultRow:
+    """Returns the results.tsv row of a decided run."""
+    config = campaign.config
+    crash = result.status == Status.CRASH
+    return ResultRow(
+        commit=result.commit, metric=None if crash else result.metric,
+        memory_gb=0.0 if crash else round(result.memory_gb, 1), status=str(result.status),
+        description=result.description,
+        extra={"experiment": result.experiment, "run": result.run, "parent": result.parent[:7],
+               "branch": config.branch, "started_at": result.started_at,
+               "elapsed_min": f"{result.wall_s / 60:.2f}" if result.wall_s else "",
+               "training_seconds": "" if result.training_seconds is None else f"{result.training_seconds:.1f}",
+               "peak_rss_gb": f"{result.peak_rss_gb:.2f}" if result.wall_s else "",
+               "crash_reason": result.crash_reason,
+               "seed": "" if result.seed is None else result.seed, "log": result.log_path,
+               "command": config.command, "launcher": result.launcher, "job_id": result.job_id,
+               "node": result.node, "evidence": result.evidence})
