@@ -208,3 +208,28 @@ def test_an_edit_made_while_an_experiment_runs_survives_its_discard(tmp_path):
     assert (folder / "train.py").read_text() == mine                  # not reverted over
     assert any("kept your edit of train.py" in m for m in messages)
     assert campaign.ledger.tip() == campaign.ledger.resolve(experiment_ref("t", 1))
+
+
+def test_recovery_ends_what_survived_both_the_runner_and_its_shepherd(tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    write_script(folder, SUMMARY_SCRIPT)
+    campaign = Campaign.init(folder, tag="t", budget_s=30)
+    campaign.run("baseline")
+    pid_file = tmp_path / "pids"
+    # the grandchild leaves the script's session, as a daemon would
+    write_script(folder, hanging_script(pid_file).replace("'import time; time.sleep(300)'])",
+                                                          "'import time; time.sleep(300)'], start_new_session=True)"))
+    runner = cli_process("run", "-C", str(folder), "-m", "cut off")
+    pids = wait_for(lambda: started(pid_file))
+    shepherd = psutil.Process(pids[0]).parent()
+    while shepherd.parent() is not None and shepherd.parent().pid != runner.pid:
+        shepherd = shepherd.parent()
+    shepherd.kill()                                 # the shepherd dies first, then its runner: nothing is told
+    runner.kill()
+    runner.wait()
+    time.sleep(0.5)
+    assert not all_gone(pids)                       # orphans of the run, out of reach of any parent
+    assert cli.main(["loop", "-C", str(folder), "--max", "0"]) == 0   # a runner recovers: found by their marker
+    assert wait_for(lambda: all_gone(pids), 15)
+    assert campaign.rows()[-1]["crash_reason"] == "interrupted"

@@ -1,18 +1,14 @@
 """Parallel batches on the local executor: the batch ratchet, commits and refs, rows, stop, recovery."""
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 
 from autoresearch_magics.core.executors.base import TaskSpec
 from autoresearch_magics.core.executors.local import LocalPoolExecutor
-from autoresearch_magics.core.executors.worker import GUARD, node_data_dir
+from autoresearch_magics.core.executors.worker import node_data_dir
 from autoresearch_magics.core.ledger import experiment_ref
 from autoresearch_magics.core.live import write_json_atomic
 from autoresearch_magics.core.loop import run_loop
@@ -147,19 +143,6 @@ def test_data_folder_is_the_campaigns_when_visible_else_a_per_node_cache(tmp_pat
     spec.data_dir = "/nonexistent/elsewhere/data"
     assert node_data_dir(spec) == str(tmp_path / "cache" / "data" / "nov22")
     assert (tmp_path / "cache" / "data" / "nov22").is_dir()
-
-
-def test_guard_kills_the_run_group_when_the_worker_dies(tmp_path):
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    group = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60"], start_new_session=True)
-    subprocess.run([sys.executable, "-S", "-c", GUARD, str(worker.pid), str(group.pid), "0.05"], check=True)
-    time.sleep(0.3)
-    assert alive(group.pid)                                        # the worker lives: the run goes on
-    worker.kill()
-    worker.wait()
-    wait_for(lambda: group.poll() is not None, 10)
-    with pytest.raises(ProcessLookupError):
-        wait_for(lambda: os.killpg(group.pid, 0), 10)              # no member of the group is left
 
 
 def test_cli_loop_runs_batches_with_the_parallel_flag(tmp_path, capsys):

@@ -54,6 +54,7 @@ class _Run:
     node: str = ""
     pid: int | None = None
     child_started: float | None = None
+    run_id: str = ""
     next_update: float = 0.0
 
     def note(self, root: Path, launcher: str) -> dict:
@@ -62,7 +63,8 @@ class _Run:
         return {"experiment": c.number, "run": self.index, "commit": c.sha, "parent": c.parent,
                 "description": c.description, "started_at": self.started_at, "seed": self.seed,
                 "log": os.path.relpath(self.log_path, root), "launcher": launcher, "job_id": self.job_id,
-                "node": self.node, "child_pid": self.pid, "child_started": self.child_started}
+                "node": self.node, "child_pid": self.pid, "child_started": self.child_started,
+                "run_id": self.run_id}
 
 
 class _Sink(TaskSink):
@@ -194,6 +196,7 @@ class Engine:
                         executable=executable, env=env, timeout_s=config.effective_timeout_s,
                         log_cap_bytes=int(config.log_cap_mb * 2**20), gpus=self.executor.gpus_per_experiment,
                         data_dir=str(paths.data), workdir=str(paths.root) if in_place else "")
+        run.run_id = spec.run_id   # journaled, so a later recovery finds the run's processes by their marker
         sink = _Sink(self._events, run)
         self._running.append(run)
         self._journal()

@@ -13,7 +13,7 @@ from .candidate import files_at
 from .journal import clear_journal, digest, read_journal
 from .live import process_alive, read_json, write_json_atomic
 from .outcome import result_of, row_for
-from .runner import kill_process_tree
+from .containment import kill_process_tree, kill_run
 from .status import INTERRUPTED, Status
 from .working_copy import working_copy, write_working_copy
 
@@ -69,6 +69,8 @@ def _record_runs(campaign, journal: dict, report: RecoveryReport) -> None:
         child = note.get("child_pid")
         if child and process_alive(child, note.get("child_started")):
             kill_process_tree(child)
+        if note.get("run_id"):
+            kill_run(note["run_id"])   # what survived its shepherd, found by the marker the run set
         if (str(note["experiment"]), str(note["run"])) in have:
             continue
         note = {**note, "launcher": note.get("launcher") or journal.get("launcher", "local")}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import collections
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import CampaignError
+from ..containment import new_run_id
 from ..runner import RunOutcome
 
 
@@ -30,6 +31,7 @@ class TaskSpec:
     gpus: int | None = 0            # whole devices for this run; 0: CUDA_VISIBLE_DEVICES=""; None: as inherited
     data_dir: str = ""              # the campaign's data folder, used where a worker can see it
     workdir: str = ""               # run here instead of in a folder made from `files` (this machine only)
+    run_id: str = field(default_factory=new_run_id)  # the marker every process of the run carries
 
     @property
     def name(self) -> str:

@@ -1,7 +1,7 @@
 """The worker side of a task, the same under every executor: materialise the shipped file tree
 in a temporary folder, point the data folder at a per-node cache, run the command with
-`core.runner` (own session, hard timeout, log cap) and guard its process group against the
-death of the process that started it.
+`core.runner` (own session, hard timeout, log cap). The runner's shepherd owns every process of
+the run and ends them when the process that started it dies, so the worker needs no guard.
 
 `stream_task` is the body of a Ray task: it yields the run's events in small batches, so the
 driver's live panel and log file follow the run while it goes on.
@@ -12,7 +12,6 @@ import os
 import queue
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,44 +24,6 @@ from ..runner import RunListener, RunOutcome, RunSpec, run
 from .base import TaskSpec
 
 FLUSH_S = 0.1            # how long output lines may wait on the worker before they are sent
-WATCH_EVERY_S = 0.2      # how often the guard checks that the worker is still alive
-
-# A detached guard: when the worker dies (killed, OOM, node shutdown) while its run goes on, the
-# run's whole process group is killed. It exits by itself once the group is gone. The double fork
-# takes it out of the worker's children, so a cleanup of those children does not remove it first.
-GUARD = r"""
-import os, signal, sys, time
-if os.fork():
-    os._exit(0)
-owner, group, every = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-def signal_group(sig):
-    try:
-        os.killpg(group, sig)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-while signal_group(0):
-    if not alive(owner):
-        signal_group(signal.SIGTERM)
-        time.sleep(2.0)
-        signal_group(signal.SIGKILL)
-        break
-    time.sleep(every)
-"""
-
-
 def cache_root() -> Path:
     """Returns this machine's cache folder (AUTORESEARCH_CACHE_DIR, else XDG, else ~/.cache)."""
     if os.environ.get("AUTORESEARCH_CACHE_DIR"):
@@ -108,43 +69,19 @@ def task_env(spec: TaskSpec, visible_devices: str | None) -> dict:
     return env
 
 
-class _StartsGuard(RunListener):
-    """Forwards runner callbacks and starts the guard once the run's process group exists."""
-
-    def __init__(self, inner: RunListener) -> None:
-        self.inner = inner
-        self.guard: subprocess.Popen | None = None
-
-    def started(self, pid: int) -> None:
-        self.guard = subprocess.Popen(
-            [sys.executable, "-S", "-c", GUARD, str(os.getpid()), str(pid), str(WATCH_EVERY_S)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-        self.inner.started(pid)
-
-    def lines(self, lines: list[str]) -> None:
-        self.inner.lines(lines)
-
-    def sampled(self, rss_mb: float) -> None:
-        self.inner.sampled(rss_mb)
-
-
 def run_task(spec: TaskSpec, listener: RunListener, should_stop: Callable[[], bool],
              log_path: str | None = None, visible_devices: str | None = None) -> RunOutcome:
     """Runs `spec` in its workdir, else in a fresh temporary folder holding its files; returns the
     runner's outcome."""
     work = Path(tempfile.mkdtemp(prefix=f"{spec.name}-"))
-    guarded = _StartsGuard(listener)
     try:
         tree = Path(spec.workdir) if spec.workdir else work / "tree"
         if not spec.workdir:
             materialise(spec, tree)
         outcome = run(RunSpec(command=spec.command, cwd=str(tree), log_path=log_path or str(work / "run.log"),
                               env=task_env(spec, visible_devices), timeout_s=spec.timeout_s,
-                              log_cap_bytes=spec.log_cap_bytes), guarded, should_stop)
+                              log_cap_bytes=spec.log_cap_bytes, run_id=spec.run_id), listener, should_stop)
     finally:
-        if guarded.guard is not None:
-            guarded.guard.wait()  # the guard's first half exits at once; its detached half lives on
         shutil.rmtree(work, ignore_errors=True)
     return outcome
 
