@@ -101,7 +101,7 @@ def cmd_stop(args):
 
 def cmd_report(args):
     from .presentation.report import write_report
-    hardware = None if args.no_hardware else describe_hardware()
+    hardware = None if args.no_hardware else describe_hardware(measure=False)
     summary = write_report(_open(args), args.out, hardware, notebook=args.html)
     print(f"wrote {summary}")
     if args.html:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import signal
 
+import psutil
+
 from .events import ExperimentResult
 from .results import ResultRow
 from .runner import RunOutcome
@@ -14,6 +16,9 @@ from .status import STOPPED_BY_USER, Status
 from .summary import is_finite_number
 
 TAIL_KEPT = 15   # output lines a result keeps for the front ends
+SHELL_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGINT,
+                 signal.SIGHUP}
+OOM_SHARE = 0.8  # a SIGKILLed run that held this share of the machine's memory is taken as out of memory
 
 
 def classify(outcome: RunOutcome, metric: str, timeout_s: float) -> tuple[float | None, str]:
@@ -26,8 +31,10 @@ def classify(outcome: RunOutcome, metric: str, timeout_s: float) -> tuple[float 
         if outcome.saw_fail:
             return None, "FAIL: training diverged (loss NaN or exploding)"
         if outcome.returncode is not None and outcome.returncode < 0:
-            name = signal.Signals(-outcome.returncode).name if -outcome.returncode in signal.valid_signals() else ""
-            return None, f"killed by signal {name or -outcome.returncode} (out of memory?)"
+            return None, _signal_reason(outcome, -outcome.returncode)
+        if outcome.returncode is not None and outcome.returncode - 128 in SHELL_SIGNALS:
+            # /bin/sh reports a child killed by signal N as exit code 128 + N
+            return None, f"exit code {outcome.returncode}: " + _signal_reason(outcome, outcome.returncode - 128)
         return None, f"exit code {outcome.returncode}" + _error_hint(outcome.tail)
     if not outcome.summary:
         return None, "no summary block: the script must end by printing '---' and 'key: value' lines"
@@ -37,6 +44,19 @@ def classify(outcome: RunOutcome, metric: str, timeout_s: float) -> tuple[float 
     if not is_finite_number(value):
         return None, f"{metric} is {value} (not a finite number)"
     return float(value), ""
+
+
+def _signal_reason(outcome: RunOutcome, number: int) -> str:
+    """Returns why a run died of a signal, naming memory only where the evidence points to it: the
+    kernel's OOM killer sends SIGKILL, so a SIGKILL while the run held most of the machine's memory."""
+    name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
+    reason = f"killed by signal {name}"
+    if number == signal.SIGKILL:
+        total_mb = psutil.virtual_memory().total / 2**20
+        if outcome.peak_rss_mb >= OOM_SHARE * total_mb:
+            return f"{reason}: out of memory (peak {outcome.peak_rss_mb / 1024:.1f} GB of {total_mb / 1024:.1f} GB)"
+        return f"{reason} by another process (not by this tool)"
+    return f"{reason} from outside the run (not by this tool)"
 
 
 def _error_hint(tail: list[str]) -> str:

@@ -136,7 +136,7 @@ def cmd_hardware(ctx, args):
 
 def cmd_report(ctx, args):
     from ..presentation.report import write_report
-    hardware = None if args.no_hardware else describe_hardware()
+    hardware = None if args.no_hardware else describe_hardware(measure=False)
     summary = write_report(ctx.session().reader, args.out, hardware, notebook=args.html)
     print(f"wrote {summary}")
     if args.html:

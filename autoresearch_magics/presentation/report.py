@@ -32,8 +32,8 @@ def _platform(hardware: dict | None) -> str:
             gpus = ", ".join(d["name"] for d in hardware.get("cuda_devices", []))
             parts.append(f"CUDA: {gpus}")
         elif hardware.get("device") == "cpu":
-            parts.append(f"CPU only, {hardware.get('cpu_count')} cores, bf16 "
-                         f"{'fast' if hardware.get('bf16_fast') else 'slow'}")
+            speed = "" if "bf16_fast" not in hardware else f", bf16 {'fast' if hardware['bf16_fast'] else 'slow'}"
+            parts.append(f"CPU only, {hardware.get('cpu_count')} cores{speed}")
         else:
             parts.append(str(hardware.get("device")))
         if hardware.get("torch"):
