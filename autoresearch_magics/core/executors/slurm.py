@@ -3,7 +3,7 @@ one task, K GPUs), for clusters without a Ray head.
 
 The candidate's file tree travels inside the job's pickle, which submitit keeps in `folder`:
 that folder must be on a filesystem the compute nodes share with this machine, as it always
-must be for submitit. The run writes its log there and this side follows it while it grows; a
+must be for submitit. The run writes its output lines there as they come and this side follows the file while it grows; a
 stop is asked for with a file the run checks, then by cancelling the job.
 
 Slurm's own word decides how a job that did not finish by itself is recorded (see
@@ -46,10 +46,12 @@ def _attempt() -> int:
 
 
 def _slurm_task(spec: TaskSpec, stream_dir: str) -> RunOutcome:
-    """The job body: runs `spec` on the compute node, writing its log and start note to
-    `stream_dir`, under names of its own for each start of the job (Slurm may requeue it)."""
+    """The job body: runs `spec` on the compute node, writing its output lines (as they come) and
+    its start note to `stream_dir`, under names of their own for each start of the job (Slurm may
+    requeue it)."""
     stream = Path(stream_dir)
     attempt = _attempt()
+    live = StreamLog(str(stream / f"live-{attempt}.log"), spec.log_cap_bytes)  # flushed line by line
 
     class Note(RunListener):
         def started(self, pid):
@@ -57,7 +59,13 @@ def _slurm_task(spec: TaskSpec, stream_dir: str) -> RunOutcome:
             tmp.write_text(json.dumps({"node": socket.gethostname(), "pid": pid}))
             os.replace(tmp, stream / f"started-{attempt}.json")
 
-    return run_task(spec, Note(), (stream / "stop").exists, log_path=str(stream / f"run-{attempt}.log"))
+        def lines(self, lines):
+            live.write(lines)
+
+    try:
+        return run_task(spec, Note(), (stream / "stop").exists)
+    finally:
+        live.close()
 
 
 class _SlurmHandle(Handle):
@@ -204,7 +212,7 @@ def _follow_job(executor: SlurmExecutor, handle: _SlurmHandle, log: StreamLog, s
     job_id = str(job.job_id)
     on_slurm = executor.on_slurm
     attempt = 0
-    tail = _Tail(stream / "run-0.log")
+    tail = _Tail(stream / "live-0.log")
     node = ""
     state = None
     next_state = 0.0
@@ -226,7 +234,7 @@ def _follow_job(executor: SlurmExecutor, handle: _SlurmHandle, log: StreamLog, s
                     lost.append(note)
                     _note(log, sink, f"{note}; following its next start")
                     attempt, node = state.restarts, ""
-                    tail = _Tail(stream / f"run-{attempt}.log")
+                    tail = _Tail(stream / f"live-{attempt}.log")
             done = (state is not None and state.final) or (state is None and (has_result or misses >= FORGOTTEN_AFTER))
         else:
             done = job.done()
