@@ -8,8 +8,11 @@ worker kills the whole process group, which Ray alone would not do for grandchil
 
 A run lost with its Ray worker or node (not one its own code crashed) is submitted again as the
 same run, up to `lost_retries` times, wherever the cluster has room; the lost attempts travel in
-the result (`ClusterTaskResult.lost_attempts`). A cluster that cannot be reached any more ends
-the loop with ClusterLostError instead of leaving it waiting.
+the result (`ClusterTaskResult.lost_attempts`). When the head stops answering (it restarted, or
+this machine lost its connection), the executor drops its connection at once (Ray would end this
+process after a minute without its head), waits up to `reconnect_wait_s` for the address to
+answer again, reconnects and submits the lost runs again; if it does not come back, the runs end
+with ClusterLostError's message and every later submission raises it.
 
 Connect with `address`: None (the cluster RAY_ADDRESS names, else a new local one), "auto" (the
 cluster this node belongs to), "local" (a new one) or "HOST:PORT" of a head node's GCS.
@@ -24,7 +27,7 @@ import threading
 import time
 
 from .base import Executor, ExecutorError, Handle, StreamLog, TaskSink, TaskSpec
-from .scheduler_state import ClusterTaskResult, ray_ending, ray_node_alive
+from .scheduler_state import ClusterTaskResult, Ending, ray_ending, ray_node_alive
 from .worker import stream_task
 
 CONNECT_TIMEOUT_S = 30.0   # a dead address makes ray.init retry for minutes; we give up sooner
@@ -32,6 +35,7 @@ PROBE_TIMEOUT_S = 5.0      # TCP check of HOST:PORT before Ray is asked to conne
 INSTALL_HINT = "pip install 'autoresearch-magics[ray]'"
 LOST_RETRIES = 2           # default: how often a run lost with its worker or node is submitted again
 NODE_DEATH_WAIT_S = 10.0   # how long the GCS may take to mark a lost run's node dead
+RECONNECT_WAIT_S = 60.0    # how long a head that went away may take to come back
 
 
 class ClusterLostError(ExecutorError):
@@ -58,8 +62,9 @@ def _ray_task(spec: TaskSpec):
 
 
 class _RayHandle(Handle):
-    def __init__(self, generator) -> None:
+    def __init__(self, generator, generation: int) -> None:
         self.generator = generator
+        self.generation = generation          # of the connection the generator belongs to
         self.cancelled = False
         self.lock = threading.Lock()          # a cancel and a resubmission do not cross
 
@@ -77,7 +82,8 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, gpus_per_experiment: int = 0, cpus_per_experiment: float = 1,
                  connect_timeout_s: float = CONNECT_TIMEOUT_S, runtime_env: dict | None = None,
-                 resources: dict | None = None, lost_retries: int = LOST_RETRIES) -> None:
+                 resources: dict | None = None, lost_retries: int = LOST_RETRIES,
+                 reconnect_wait_s: float = RECONNECT_WAIT_S) -> None:
         if lost_retries < 0:
             raise ExecutorError("lost_retries must be 0 or more")
         self.address = address
@@ -87,6 +93,11 @@ class RayExecutor(Executor):
         self.runtime_env = runtime_env
         self.resources = resources or {}      # custom Ray resources each experiment asks for
         self.lost_retries = lost_retries
+        self.cluster_lost: ClusterLostError | None = None   # set once the head stops answering
+        self.gcs_address = address
+        self.reconnect_wait_s = reconnect_wait_s
+        self.generation = 0                   # connections made after a lost head
+        self._reconnect_lock = threading.Lock()
         self._connected_here = False
         self._remote = None
 
@@ -95,6 +106,10 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             connect(self.address, self.connect_timeout_s, self.runtime_env)
             self._connected_here = True
+        try:  # the head's GCS, probed when a run is lost: is it the run, or the whole cluster?
+            self.gcs_address = ray.get_runtime_context().gcs_address
+        except Exception:
+            self.gcs_address = self.address
         gpus = ray.cluster_resources().get("GPU", 0)
         if self.gpus_per_experiment > gpus:  # Ray would keep such a task pending for ever
             self.close()
@@ -117,47 +132,75 @@ class RayExecutor(Executor):
             return math.floor(resources.get("GPU", 0) / self.gpus_per_experiment)
         return math.floor(resources.get("CPU", 0) / max(self.cpus_per_experiment, 1e-9)) or None
 
+    def reconnect(self, seen_generation: int, cause: BaseException) -> None:
+        """Called by a run that died with its cluster: reconnects (once for all such runs), or
+        raises ClusterLostError when the head has not answered again within `reconnect_wait_s`."""
+        ray = _ray()
+        with self._reconnect_lock:
+            if self.cluster_lost is not None:
+                raise self.cluster_lost
+            if self.generation != seen_generation:  # another run's follower reconnected already
+                return
+            address = self.gcs_address or self.address
+            try:
+                ray.shutdown()  # at once: a driver whose head is gone for a minute is ended by Ray
+            except Exception:
+                pass
+            self._connected_here = False
+            self._remote = None
+            deadline = time.monotonic() + self.reconnect_wait_s
+            while True:
+                try:
+                    connect(address, self.connect_timeout_s, self.runtime_env)
+                    break
+                except ExecutorError as exc:
+                    if time.monotonic() >= deadline:
+                        self.cluster_lost = ClusterLostError(
+                            f"the Ray cluster at {address} went away ({_first_line(cause)}) and did not answer "
+                            f"again within {self.reconnect_wait_s:g}s ({exc}); restart the head and run the loop "
+                            f"again: the runs in flight are recorded from the batch journal")
+                        raise self.cluster_lost from None
+                time.sleep(2.0)
+            self._connected_here = True
+            self.open()
+            self.generation += 1
+
     def placement(self, spec: TaskSpec, attempt: int) -> dict:
         """Returns the Ray options (beyond CPUs and GPUs) for attempt `attempt` (1, 2...) of `spec`."""
         return {"resources": dict(self.resources)} if self.resources else {}
 
     def submit(self, spec: TaskSpec, log_path: str, sink: TaskSink) -> Handle:
+        if self.cluster_lost is not None:
+            raise self.cluster_lost
         if self._remote is None:
             self.open()
-        handle = _RayHandle(self._start(spec, 1))
+        handle = _RayHandle(*self._start(spec, 1))
         threading.Thread(target=_follow, args=(self, handle, spec, log_path, sink), name=spec.name,
                          daemon=True).start()
         return handle
 
     def _start(self, spec: TaskSpec, attempt: int):
-        """Submits one attempt of `spec`; returns its generator."""
+        """Submits one attempt of `spec`; returns (its generator, the connection's generation)."""
+        with self._reconnect_lock:  # not while a reconnection is under way
+            generation, remote = self.generation, self._remote
         try:
-            return self._remote.options(num_gpus=spec.gpus, name=spec.name,
-                                        **self.placement(spec, attempt)).remote(spec)
+            remote = remote or self.open()._remote
+            return remote.options(num_gpus=spec.gpus, name=spec.name,
+                                  **self.placement(spec, attempt)).remote(spec), generation
         except Exception as exc:
-            raise _lost_connection(self.address, exc) from None
-
-
-def _lost_connection(address, exc: BaseException) -> ExecutorError:
-    """Returns the error for a driver whose cluster went away, or a plain ExecutorError."""
-    if _cluster_unreachable(address):
-        return ClusterLostError(f"the Ray cluster at {address or 'this machine'} cannot be reached any more "
-                                f"({_first_line(exc)}): the loop stops; restart the head (`ray start --head`) "
-                                f"and run the loop again, which recovers the batch from its journal")
-    return ExecutorError(f"cannot submit to Ray: {_first_line(exc)}")
+            if not _cluster_unreachable(self.gcs_address):
+                raise
+            self.reconnect(generation, exc)
+            return self._start(spec, attempt)
 
 
 def _cluster_unreachable(address) -> bool:
-    """True when the head's GCS no longer answers (a TCP probe when the address is known)."""
-    if address and address not in ("auto", "local"):
-        try:
-            _probe(*_host_port(address), PROBE_TIMEOUT_S)
-        except ExecutorError:
-            return True
+    """True when the head's GCS no longer answers a TCP connection (False when its address is unknown)."""
+    if not address or address in ("auto", "local"):
         return False
     try:
-        _ray().nodes()
-    except Exception:
+        _probe(*_host_port(address), PROBE_TIMEOUT_S)
+    except ExecutorError:
         return True
     return False
 
@@ -187,9 +230,12 @@ def _follow(executor: RayExecutor, handle: _RayHandle, spec: TaskSpec, log_path:
                     _note(log, sink, f"{ending.reason}; submitting the run again "
                                      f"(retry {attempt} of {executor.lost_retries})")
                     attempt += 1
-                    handle.generator = executor._start(spec, attempt)
+                    handle.generator, handle.generation = executor._start(spec, attempt)
             if not again:
                 break
+    except ClusterLostError as exc:  # no verdict on the idea; later submissions raise the same error
+        executor.cluster_lost = exc
+        result = ClusterTaskResult(None, str(exc), lost=True, scheduler_reason="ray cluster lost")
     except Exception as exc:  # the experiment crashes; the other experiments of the batch go on
         result = ClusterTaskResult(None, f"executor error: {_first_line(exc)}")
     finally:
@@ -227,12 +273,18 @@ def _follow_attempt(executor: RayExecutor, handle: _RayHandle, log: StreamLog, s
                                          job_id, event["node"]), None
     except ray.exceptions.TaskCancelledError:
         return ClusterTaskResult(None, "stopped by user", job_id, node, cancelled=True), None
-    except ray.exceptions.RayError as exc:
+    except Exception as exc:
         if handle.cancelled:
             return ClusterTaskResult(None, "stopped by user", job_id, node, cancelled=True), None
-        if _cluster_unreachable(executor.address):
-            raise _lost_connection(executor.address, exc) from None
-        ending = ray_ending(exc, node_id, _node_alive(node_id, exc))
+        if (handle.generation != executor.generation or executor._reconnect_lock.locked()
+                or _cluster_unreachable(executor.gcs_address)):  # the head, not the run's node
+            executor.reconnect(handle.generation, exc)
+            ending = Ending(f"ray cluster lost: the head at {executor.gcs_address} went away mid-run "
+                            f"({_first_line(exc)})", "ray cluster lost", True, True)
+        elif isinstance(exc, ray.exceptions.RayError):
+            ending = ray_ending(exc, node_id, _node_alive(node_id, exc))
+        else:
+            raise
         return ClusterTaskResult(None, ending.reason, job_id, node, lost=ending.lost,
                                  scheduler_reason=ending.scheduler_reason), ending
     return ClusterTaskResult(None, "worker lost: the task ended without a result", job_id, node,
