@@ -155,3 +155,67 @@ class socket_nobody_listens_on:
 
     def __exit__(self, *exc):
         return False
+
+
+def _start_head(port: int) -> subprocess.Popen | None:
+    """Starts a one-node cluster of this test's own at 127.0.0.1:`port`; returns its `ray start
+    --block` process once the port answers, or None when it did not start."""
+    head = subprocess.Popen([str(RAY_CLI), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--num-gpus=0", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+                             f"--ray-client-server-port={port + 1}", "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    answers = wait_for(lambda: head.poll() is not None or _answers(port), 120, 1.0)
+    if answers and head.poll() is None:
+        time.sleep(3.0)  # `ray start` fails if its raylet does not register within 30 s: let it settle
+        if head.poll() is None:
+            return head
+    _stop(head)
+    return None
+
+
+def _answers(port: int) -> bool:
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _head(port: int) -> subprocess.Popen:
+    for _ in range(3):
+        head = _start_head(port)
+        if head is not None:
+            return head
+    pytest.fail(f"a Ray head did not start at port {port} in three tries")
+
+
+def test_a_head_that_restarts_mid_run_is_reconnected_and_the_run_goes_on(address, tmp_path):
+    with socket_nobody_listens_on() as port:
+        pass
+    heads = [_head(port)]
+    ray.shutdown()  # this test's loop connects to its own head
+    try:
+        campaign = script_campaign(tmp_path)
+        executor = RayExecutor(f"127.0.0.1:{port}", reconnect_wait_s=240)
+        run_parallel_loop(campaign, ValuesProposer(), None, executor=executor)
+        proposer = ValuesProposer({"VALUE": 0.5, "SLEEP_S": 20, "SPAWN": True})
+        thread, box = in_thread(run_parallel_loop, campaign, proposer, 1, executor=executor, parallel=1)
+        first_pids = wait_for(lambda: pids_of(campaign, 2), 120)
+        (campaign.pid_dir / "2.pid").unlink()
+        _stop(heads[0])                        # the head goes away mid-run...
+        heads.append(_head(port))              # ...and comes back (a new cluster at the same address)
+        thread.join(400)
+        assert not thread.is_alive() and "error" not in box, box
+
+        row = rows_by_experiment(campaign)[2]
+        assert len(row) == 1 and row[0]["status"] == "keep", row
+        log = (campaign.paths.root / row[0]["log"]).read_text()
+        assert "ray cluster lost" in log and "submitting the run again (retry 1 of 2)" in log
+        assert log.count("devices=") == 2
+        wait_for(lambda: all(not alive(pid) for pid in first_pids), 30)
+    finally:
+        for head in heads:
+            _stop(head)
+        ray.shutdown()
+        connect(address)                       # the module's connection, for any later test
