@@ -200,6 +200,36 @@ def ray_node_alive(node_id: str) -> bool | None:
     return False
 
 
+def oom_kill_count(pid: int | str = "self") -> int | None:
+    """Returns how many processes the kernel's OOM killer has killed in the memory cgroup of
+    `pid` (cgroup v2 `memory.events`, v1 `memory.oom_control`), or None where it cannot be read.
+
+    Read before and after a run: a run that died of SIGKILL while the count rose was killed for
+    memory; without such evidence a SIGKILL is only "killed from outside"."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as fh:
+            entries = [line.rstrip("\n").split(":", 2) for line in fh]
+    except OSError:
+        return None
+    for _, controllers, path in entries:
+        if controllers == "":  # v2: one unified hierarchy
+            candidates = [f"/sys/fs/cgroup{path}/memory.events"]
+        elif "memory" in controllers.split(","):
+            candidates = [f"/sys/fs/cgroup/memory{path}/memory.oom_control"]
+        else:
+            continue
+        for candidate in candidates:
+            try:
+                with open(candidate) as fh:
+                    for line in fh:
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill" and value.strip().isdigit():
+                            return int(value)
+            except OSError:
+                continue
+    return None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
