@@ -7,14 +7,13 @@ import queue
 import shutil
 import socket
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("submitit")
 
-from autoresearch_magics.core.executors import make_executor  # noqa: E402
+from autoresearch_magics.core.executors import ExecutorError, make_executor  # noqa: E402
 from autoresearch_magics.core.executors.base import TaskSink, TaskSpec  # noqa: E402
 from autoresearch_magics.core.executors.scheduler_state import (SlurmJobState, slurm_ending,  # noqa: E402
                                                                  stepd_cause)
@@ -65,12 +64,12 @@ class Collect(TaskSink):
                 return payload
 
 
-def sleeper_spec(seconds: float, experiment: int = 1) -> TaskSpec:
+def sleeper_spec(seconds: float, experiment: int = 1, timeout_s: float = 120) -> TaskSpec:
     """A run that prints 'begin', sleeps, then prints a summary block with val_bpb."""
     script = ("import time\nprint('begin', flush=True)\n"
               f"time.sleep({seconds})\nprint('---')\nprint('val_bpb: 0.5')\n")
     return TaskSpec(experiment=experiment, run=1, tag="t", command="python train.py",
-                    files={"train.py": script.encode()}, executable=[], env={}, timeout_s=120,
+                    files={"train.py": script.encode()}, executable=[], env={}, timeout_s=timeout_s,
                     log_cap_bytes=1 << 20)
 
 
@@ -147,6 +146,27 @@ def test_a_cancel_while_queued_is_seen_without_accounting(partition, tmp_path):
     result = sink.next("finished", 60)
     assert result.outcome is None and result.lost and not result.cancelled
     assert result.scheduler_reason == "CANCELLED" and "out of memory" not in result.error
+
+
+def test_stop_and_timeout_of_a_real_slurm_job(partition, tmp_path):
+    executor = make_executor("slurm", partition=partition, folder=tmp_path / "jobs").open()
+    stopped, timed = Collect(), Collect()
+    handle = executor.submit(sleeper_spec(300), str(tmp_path / "stop.log"), stopped)
+    executor.submit(sleeper_spec(300, experiment=2, timeout_s=3), str(tmp_path / "timeout.log"), timed)
+    stop_job, _ = stopped.next("started")
+    wait_for(lambda: "begin" in stopped.lines_seen, 30)
+    handle.cancel()
+    result = stopped.next("finished", 60)
+    assert result.outcome is not None and result.outcome.stopped and not result.lost
+    result = timed.next("finished", 90)
+    assert result.outcome is not None and result.outcome.timed_out and not result.lost
+    assert not squeue_state(stop_job)                    # the job left the queue
+
+
+def test_gpus_the_partition_does_not_have_are_refused_at_open(partition, tmp_path):
+    executor = make_executor("slurm", partition=partition, folder=tmp_path / "jobs", gpus_per_experiment=1)
+    with pytest.raises(ExecutorError, match="list no GPUs"):
+        executor.open()
 
 
 def test_slurm_words_for_an_end_name_the_cause():

@@ -3,8 +3,8 @@ one task, K GPUs), for clusters without a Ray head.
 
 The candidate's file tree travels inside the job's pickle, which submitit keeps in `folder`:
 that folder must be on a filesystem the compute nodes share with this machine, as it always
-must be for submitit. The run writes its output lines there as they come and this side follows the file while it grows; a
-stop is asked for with a file the run checks, then by cancelling the job.
+must be for submitit. The run writes its output lines there as they come and this side follows
+that file while it grows; a stop is asked for with a file the run checks, then by cancelling the job.
 
 Slurm's own word decides how a job that did not finish by itself is recorded (see
 `scheduler_state`): a job Slurm requeued is followed into its next start; one preempted or lost
@@ -18,6 +18,7 @@ import json
 import math
 import os
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -37,6 +38,24 @@ SLACK_MIN = 5             # minutes Slurm's own time limit adds to the run's har
 INSTALL_HINT = "pip install 'autoresearch-magics[slurm]'"
 
 
+
+
+def _partition_gpus(partition: str | None) -> int | None:
+    """Returns how many GPUs the partition's nodes list in their GRES (0: none), or None when sinfo cannot tell."""
+    args = ["sinfo", "-h", "-o", "%G"] + (["-p", partition] if partition else [])
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    total = 0
+    for gres in done.stdout.split():
+        for item in gres.split(","):
+            fields = item.split("(")[0].split(":")  # gpu:a100:4(S:0-1)
+            if fields[0] == "gpu":
+                total += int(fields[-1]) if fields[-1].isdigit() else 1
+    return total
 
 
 def _attempt() -> int:
@@ -117,6 +136,10 @@ class SlurmExecutor(Executor):
         self._executor = submitit.AutoExecutor(folder=str(self.folder / "jobs"), cluster=self.cluster)
         if self._executor.cluster == "debug":
             raise ExecutorError("no Slurm here (sbatch not found): run on a login node, or use --executor local")
+        if self.on_slurm and self.gpus_per_experiment and _partition_gpus(self.partition) == 0:
+            raise ExecutorError(f"each experiment asks for {self.gpus_per_experiment} GPU(s) but the nodes of "
+                                f"partition {self.partition or '(default)'} list no GPUs (no gpu GRES in sinfo): "
+                                f"choose a GPU partition with --partition, or use --gpus-per-experiment 0")
         return self
 
     def submit(self, spec: TaskSpec, log_path: str, sink: TaskSink) -> Handle:
@@ -142,7 +165,11 @@ class SlurmExecutor(Executor):
             params["slurm_additional_parameters"] = self.slurm_parameters
         with self._lock:  # parameters live on the shared submitit executor
             self._executor.update_parameters(**params)
-            job = self._executor.submit(_slurm_task, spec, str(stream))
+            try:
+                job = self._executor.submit(_slurm_task, spec, str(stream))
+            except Exception as exc:  # sbatch refused it: say what Slurm said
+                text = str(exc).strip().splitlines()
+                raise ExecutorError(f"Slurm refused the job: {text[-1] if text else type(exc).__name__}") from None
         return job, stream
 
 
