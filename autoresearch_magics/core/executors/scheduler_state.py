@@ -77,8 +77,13 @@ class SlurmJobState:
         return self.restarts > 0 and self.state in {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"}
 
 
+class SlurmUnavailable(Exception):
+    """The Slurm controller did not answer (restarting, or this machine lost its connection)."""
+
+
 def slurm_job_state(job_id: str) -> SlurmJobState | None:
-    """Returns the job's state from scontrol (sacct once the controller forgot it), or None if unknown."""
+    """Returns the job's state from scontrol (sacct once the controller forgot it), or None if
+    Slurm does not know the job; raises SlurmUnavailable when the controller does not answer."""
     state = _scontrol(job_id)
     if state is None or (state.state == "CANCELLED" and not state.cancelled_by):
         accounted = _sacct(job_id)
@@ -89,19 +94,24 @@ def slurm_job_state(job_id: str) -> SlurmJobState | None:
     return state
 
 
-def _run(args: list[str]) -> str | None:
+def _run(args: list[str]) -> tuple[int, str, str]:
+    """Runs a Slurm command; returns (exit status, stdout, stderr), status 127 when it is missing."""
     if shutil.which(args[0]) is None:
-        return None
+        return 127, "", f"{args[0]} not found"
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=SLURM_CALL_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 1, "", f"{args[0]}: {exc}"
+    return done.returncode, done.stdout, done.stderr
 
 
 def _scontrol(job_id: str) -> SlurmJobState | None:
-    text = _run(["scontrol", "show", "job", "-o", str(job_id)])
-    if not text:
+    status, text, error = _run(["scontrol", "show", "job", "-o", str(job_id)])
+    if status != 0:
+        if "invalid job id" in error.lower():  # finished more than MinJobAge ago, or never known
+            return None
+        raise SlurmUnavailable((error.strip().splitlines() or [f"scontrol exit status {status}"])[-1])
+    if not text.strip():
         return None
     fields = dict(re.findall(r"(\w+)=(\S*)", text.splitlines()[0]))
     if "JobState" not in fields:
@@ -113,8 +123,8 @@ def _scontrol(job_id: str) -> SlurmJobState | None:
 
 def _sacct(job_id: str) -> SlurmJobState | None:
     """Returns the job's state from accounting ("CANCELLED by 1000"), or None where there is none."""
-    text = _run(["sacct", "-j", str(job_id), "-X", "-n", "-P", "-o", "State,ExitCode,NodeList"])
-    if not text or not text.strip():
+    status, text, _ = _run(["sacct", "-j", str(job_id), "-X", "-n", "-P", "-o", "State,ExitCode,NodeList"])
+    if status != 0 or not text.strip():
         return None
     state, exit_code, nodes = (text.strip().splitlines()[0].split("|") + ["", ""])[:3]
     words = state.split()

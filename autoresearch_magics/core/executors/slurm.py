@@ -27,7 +27,8 @@ from pathlib import Path
 from ..runner import GRACE_S, RunListener, RunOutcome
 from ..summary import LINE_BREAKS
 from .base import Executor, ExecutorError, Handle, StreamLog, TaskSink, TaskSpec
-from .scheduler_state import ClusterTaskResult, slurm_ending, slurm_job_state, slurm_requeue_note, stepd_cause
+from .scheduler_state import (ClusterTaskResult, SlurmUnavailable, slurm_ending, slurm_job_state, slurm_requeue_note,
+                              stepd_cause)
 from .worker import run_task
 
 POLL_S = 0.5              # how often the job's log is read
@@ -244,14 +245,21 @@ def _follow_job(executor: SlurmExecutor, handle: _SlurmHandle, log: StreamLog, s
     state = None
     next_state = 0.0
     misses = 0
+    unavailable = False
     while True:
         has_result = job.paths.result_pickle.exists()
         if on_slurm:
             # the result file alone does not say the job is over: Slurm may have requeued it
             if has_result or time.monotonic() >= next_state:
                 next_state = time.monotonic() + STATE_EVERY_S
-                state = slurm_job_state(job_id)
-                misses = 0 if state is not None else misses + 1
+                try:
+                    state = slurm_job_state(job_id)
+                    misses = 0 if state is not None else misses + 1
+                    unavailable = False
+                except SlurmUnavailable as exc:  # the job may well run on: wait for the controller
+                    if not unavailable:
+                        _note(log, sink, f"the Slurm controller does not answer ({exc}); waiting for it")
+                    unavailable = True
                 if state is not None and state.restarts > attempt:
                     lines = tail.read(final=True)
                     if lines:
@@ -262,7 +270,8 @@ def _follow_job(executor: SlurmExecutor, handle: _SlurmHandle, log: StreamLog, s
                     _note(log, sink, f"{note}; following its next start")
                     attempt, node = state.restarts, ""
                     tail = _Tail(stream / f"live-{attempt}.log")
-            done = (state is not None and state.final) or (state is None and (has_result or misses >= FORGOTTEN_AFTER))
+            done = not unavailable and ((state is not None and state.final)
+                                        or (state is None and (has_result or misses >= FORGOTTEN_AFTER)))
         else:
             done = job.done()
         started_note = stream / f"started-{attempt}.json"
