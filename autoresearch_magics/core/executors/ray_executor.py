@@ -151,6 +151,8 @@ class RayExecutor(Executor):
             deadline = time.monotonic() + self.reconnect_wait_s
             while True:
                 try:
+                    if ray.is_initialized():  # a connection attempt we stopped waiting for got through
+                        break
                     _probe(*_host_port(address), PROBE_TIMEOUT_S)
                     time.sleep(2.0)  # a head that just came back answers TCP before its GCS serves
                     connect(address, self.connect_timeout_s, self.runtime_env)
