@@ -21,7 +21,11 @@ if [ "${1:-}" = "--down" ]; then
   dir=$(session)
   [ -n "$dir" ] || exit 0
   for sig in TERM KILL; do
-    pids=$(ps -eo pid=,args= | awk -v dir="$dir" 'index($0, dir) {print $1}')
+    # the processes that name the session, and their descendants (workers and agents rename themselves)
+    pids=$(ps -eo pid=,ppid=,args= | awk -v dir="$dir" -v gcs=":$PORT " '
+      { parent[$1] = $2; if (index($0, dir) || (index($0, "ray.util.client.server") && index($0, gcs))) mine[$1] = 1 }
+      END { do { grew = 0; for (p in parent) if (!(p in mine) && (parent[p] in mine)) { mine[p] = 1; grew = 1 } } while (grew)
+            for (p in mine) print p }')
     [ -n "$pids" ] && kill -s "$sig" $pids 2>/dev/null || true
     sleep 2
   done
