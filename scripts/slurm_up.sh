@@ -10,9 +10,19 @@ PARTITION=${AUTORESEARCH_SLURM_PARTITION:-debug}
 STATE=${AUTORESEARCH_SLURM_STATE:-/var/lib/autoresearch-slurm}
 CONF=/etc/slurm/slurm.conf
 
+# Stops the daemons this script started, by the pids they wrote.
+stop_daemons() {
+  for name in slurmd slurmctld; do
+    pid=$(cat "$STATE/$name.pid" 2>/dev/null || true)
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  for _ in $(seq 1 20); do
+    pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || return 0
+    sleep 0.5
+  done
+}
 if [ "${1:-}" = "--down" ]; then
-  pkill -x slurmd 2>/dev/null || true
-  pkill -x slurmctld 2>/dev/null || true
+  stop_daemons
   exit 0
 fi
 [ "$(id -u)" = 0 ] || { echo "slurm: needs root to start slurmctld/slurmd" >&2; exit 1; }
@@ -40,6 +50,8 @@ ClusterName=autoresearch
 SlurmctldHost=$host
 SlurmUser=root
 AuthType=auth/munge
+# a requeued job waits cred_expire seconds before it may start again (default 120)
+AuthInfo=cred_expire=5
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$STATE/slurmctld.pid
@@ -53,6 +65,8 @@ SelectTypeParameters=CR_Core
 JobAcctGatherType=jobacct_gather/none
 ReturnToService=2
 SchedulerType=sched/backfill
+# look at the queue every few seconds, so a requeued job starts soon after its wait
+SchedulerParameters=sched_interval=2,bf_interval=2
 MpiDefault=none
 KillWait=5
 MinJobAge=300
@@ -65,7 +79,7 @@ if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$want" ]; then
     echo "slurm: $CONF exists and was not written by this script; not touching it" >&2; exit 1
   fi
   printf '%s\n' "$want" > "$CONF"
-  pkill -x slurmd 2>/dev/null || true; pkill -x slurmctld 2>/dev/null || true; sleep 1
+  stop_daemons
 fi
 pgrep -x slurmctld >/dev/null || slurmctld
 pgrep -x slurmd >/dev/null || slurmd

@@ -6,6 +6,14 @@ come back while the run goes on and are written to the campaign's log here. The 
 started by `worker.run_task` in its own session, so a timeout, a cancel or the death of the Ray
 worker kills the whole process group, which Ray alone would not do for grandchildren.
 
+A run lost with its Ray worker or node (not one its own code crashed) is submitted again as the
+same run, up to `lost_retries` times, wherever the cluster has room; the lost attempts travel in
+the result (`ClusterTaskResult.lost_attempts`). When the head stops answering (it restarted, or
+this machine lost its connection), the executor drops its connection at once (Ray would end this
+process after a minute without its head), waits up to `reconnect_wait_s` for the address to
+answer again, reconnects and submits the lost runs again; if it does not come back, the runs end
+with ClusterLostError's message and every later submission raises it.
+
 Connect with `address`: None (the cluster RAY_ADDRESS names, else a new local one), "auto" (the
 cluster this node belongs to), "local" (a new one) or "HOST:PORT" of a head node's GCS.
 """
@@ -17,13 +25,22 @@ import os
 import socket
 import sys
 import threading
+import time
 
-from .base import Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec
+from .base import Executor, ExecutorError, Handle, StreamLog, TaskSink, TaskSpec
+from .scheduler_state import ClusterTaskResult, Ending, ray_ending, ray_node_alive
 from .worker import stream_task
 
 CONNECT_TIMEOUT_S = 30.0   # a dead address makes ray.init retry for minutes; we give up sooner
 PROBE_TIMEOUT_S = 5.0      # TCP check of HOST:PORT before Ray is asked to connect
 INSTALL_HINT = "pip install 'autoresearch-magics[ray]'"
+LOST_RETRIES = 2           # default: how often a run lost with its worker or node is submitted again
+NODE_DEATH_WAIT_S = 10.0   # how long the GCS may take to mark a lost run's node dead
+RECONNECT_WAIT_S = 60.0    # how long a head that went away may take to come back
+
+
+class ClusterLostError(ExecutorError):
+    """The Ray cluster went away under a running loop (the head stopped, the connection broke)."""
 
 
 def _ray():
@@ -45,18 +62,24 @@ def _ray_task(spec: TaskSpec):
     import ray
     context = ray.get_runtime_context()
     devices = ",".join(str(d) for d in context.get_accelerator_ids().get("GPU", []))
-    yield from stream_task(spec, context.get_task_id() or "", devices if spec.gpus else None)
+    for event in stream_task(spec, context.get_task_id() or "", devices if spec.gpus else None):
+        if event["kind"] == "started":  # hostnames can repeat across nodes; the node id does not
+            event["node_id"] = context.get_node_id()
+        yield event
 
 
 class _RayHandle(Handle):
-    def __init__(self, generator) -> None:
+    def __init__(self, generator, generation: int) -> None:
         self.generator = generator
+        self.generation = generation          # of the connection the generator belongs to
         self.cancelled = False
+        self.lock = threading.Lock()          # a cancel and a resubmission do not cross
 
     def cancel(self) -> None:
-        self.cancelled = True
-        # force=False raises KeyboardInterrupt in the task: stream_task's cleanup kills the run's group
-        _ray().cancel(self.generator)
+        with self.lock:
+            self.cancelled = True
+            # force=False raises KeyboardInterrupt in the task: stream_task's cleanup kills the run's group
+            _ray().cancel(self.generator)
 
 
 class RayExecutor(Executor):
@@ -65,12 +88,23 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(self, address: str | None = None, gpus_per_experiment: int = 0, cpus_per_experiment: float = 1,
-                 connect_timeout_s: float = CONNECT_TIMEOUT_S, runtime_env: dict | None = None) -> None:
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S, runtime_env: dict | None = None,
+                 resources: dict | None = None, lost_retries: int = LOST_RETRIES,
+                 reconnect_wait_s: float = RECONNECT_WAIT_S) -> None:
+        if lost_retries < 0:
+            raise ExecutorError("lost_retries must be 0 or more")
         self.address = address
         self.gpus_per_experiment = gpus_per_experiment
         self.cpus_per_experiment = cpus_per_experiment
         self.connect_timeout_s = connect_timeout_s
         self.runtime_env = runtime_env
+        self.resources = resources or {}      # custom Ray resources each experiment asks for
+        self.lost_retries = lost_retries
+        self.cluster_lost: ClusterLostError | None = None   # set once the head stops answering
+        self.gcs_address = address
+        self.reconnect_wait_s = reconnect_wait_s
+        self.generation = 0                   # connections made after a lost head
+        self._reconnect_lock = threading.Lock()
         self._connected_here = False
         self._remote = None
         self._warming: list = []
@@ -106,12 +140,16 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             connect(self.address, self.connect_timeout_s, self.runtime_env)
             self._connected_here = True
+        try:  # the head's GCS, probed when a run is lost: is it the run, or the whole cluster?
+            self.gcs_address = ray.get_runtime_context().gcs_address
+        except Exception:
+            self.gcs_address = self.address
         gpus = ray.cluster_resources().get("GPU", 0)
         if self.gpus_per_experiment > gpus:  # Ray would keep such a task pending for ever
             self.close()
             raise ExecutorError(f"each experiment asks for {self.gpus_per_experiment} GPU(s) but the Ray cluster has "
                                 f"{gpus:g} in all: lower --gpus-per-experiment, or add GPU nodes to the cluster")
-        # retries would run an experiment twice and hide a lost worker: a lost run is a crash.
+        # Ray's own retries would hide a lost worker from the results: `_follow` retries lost runs itself.
         # max_calls=0 lets GPU tasks reuse warm workers (Ray's default of 1 starts a fresh worker
         # per GPU task, a second or more each); the GPU is used by the child, which has exited.
         self._remote = ray.remote(max_retries=0, max_calls=0, num_cpus=self.cpus_per_experiment)(_ray_task)
@@ -143,28 +181,137 @@ class RayExecutor(Executor):
             return math.floor(resources.get("GPU", 0) / self.gpus_per_experiment)
         return math.floor(resources.get("CPU", 0) / max(self.cpus_per_experiment, 1e-9)) or None
 
+    def reconnect(self, seen_generation: int, cause: BaseException) -> None:
+        """Called by a run that died with its cluster: reconnects (once for all such runs), or
+        raises ClusterLostError when the head has not answered again within `reconnect_wait_s`."""
+        ray = _ray()
+        with self._reconnect_lock:
+            if self.cluster_lost is not None:
+                raise self.cluster_lost
+            if self.generation != seen_generation:  # another run's follower reconnected already
+                return
+            address = self.gcs_address or self.address
+            try:
+                ray.shutdown()  # at once: a driver whose head is gone for a minute is ended by Ray
+            except Exception:
+                pass
+            self._connected_here = False
+            self._remote = None
+            deadline = time.monotonic() + self.reconnect_wait_s
+            while True:
+                try:
+                    if ray.is_initialized():  # a connection attempt we stopped waiting for got through
+                        break
+                    _probe(*_host_port(address), PROBE_TIMEOUT_S)
+                    time.sleep(2.0)  # a head that just came back answers TCP before its GCS serves
+                    connect(address, self.connect_timeout_s, self.runtime_env)
+                    break
+                except ExecutorError as exc:
+                    if time.monotonic() >= deadline:
+                        self.cluster_lost = ClusterLostError(
+                            f"the Ray cluster at {address} went away ({_first_line(cause)}) and did not answer "
+                            f"again within {self.reconnect_wait_s:g}s ({exc}); restart the head and run the loop "
+                            f"again: the runs in flight are recorded from the batch journal")
+                        raise self.cluster_lost from None
+                time.sleep(2.0)
+            self._connected_here = True
+            self.open()
+            self.generation += 1
+
+    def placement(self, spec: TaskSpec, attempt: int) -> dict:
+        """Returns the Ray options (beyond CPUs and GPUs) for attempt `attempt` (1, 2...) of `spec`."""
+        return {"resources": dict(self.resources)} if self.resources else {}
+
     def submit(self, spec: TaskSpec, log_path: str, sink: TaskSink) -> Handle:
+        if self.cluster_lost is not None:
+            raise self.cluster_lost
         if self._remote is None:
             self.open()
-        generator = self._remote.options(num_gpus=spec.gpus, name=spec.name).remote(spec)
-        handle = _RayHandle(generator)
-        threading.Thread(target=_follow, args=(handle, spec, log_path, sink), name=spec.name, daemon=True).start()
+        handle = _RayHandle(*self._start(spec, 1))
+        threading.Thread(target=_follow, args=(self, handle, spec, log_path, sink), name=spec.name,
+                         daemon=True).start()
         return handle
 
+    def _start(self, spec: TaskSpec, attempt: int):
+        """Submits one attempt of `spec`; returns (its generator, the connection's generation)."""
+        with self._reconnect_lock:  # not while a reconnection is under way
+            generation, remote = self.generation, self._remote
+        try:
+            remote = remote or self.open()._remote
+            return remote.options(num_gpus=spec.gpus, name=spec.name,
+                                  **self.placement(spec, attempt)).remote(spec), generation
+        except Exception as exc:
+            if not _cluster_unreachable(self.gcs_address):
+                raise
+            self.reconnect(generation, exc)
+            return self._start(spec, attempt)
 
-def _follow(handle: _RayHandle, spec: TaskSpec, log_path: str, sink: TaskSink) -> None:
-    """Reads a task's events until it ends; writes its log and tells the sink."""
-    ray = _ray()
-    job_id = handle.generator.completed().task_id().hex()
-    node = ""
-    result = None
-    log = StreamLog(log_path, spec.log_cap_bytes)
+
+def _cluster_unreachable(address) -> bool:
+    """True when the head's GCS no longer answers a TCP connection (False when its address is unknown)."""
+    if not address or address in ("auto", "local"):
+        return False
     try:
-        for ref in handle.generator:
+        _probe(*_host_port(address), PROBE_TIMEOUT_S)
+    except ExecutorError:
+        return True
+    return False
+
+
+def _note(log: StreamLog, sink: TaskSink, text: str) -> None:
+    """Writes one line of ours into the run's log and live output."""
+    line = f"[autoresearch: {text}]"
+    log.write([line])
+    sink.lines([line])
+
+
+def _follow(executor: RayExecutor, handle: _RayHandle, spec: TaskSpec, log_path: str, sink: TaskSink) -> None:
+    """Follows a run through its attempts until one ends by itself (or retries run out); writes
+    its log and tells the sink."""
+    log = StreamLog(log_path, spec.log_cap_bytes)
+    lost: list[str] = []
+    attempt = 1
+    result = None
+    try:
+        while True:
+            result, ending = _follow_attempt(executor, handle, log, sink)
+            with handle.lock:
+                again = (ending is not None and ending.retry and attempt <= executor.lost_retries
+                         and not handle.cancelled)
+                if again:
+                    lost.append(ending.reason)
+                    _note(log, sink, f"{ending.reason}; submitting the run again "
+                                     f"(retry {attempt} of {executor.lost_retries})")
+                    attempt += 1
+                    handle.generator, handle.generation = executor._start(spec, attempt)
+            if not again:
+                break
+    except ClusterLostError as exc:  # no verdict on the idea; later submissions raise the same error
+        executor.cluster_lost = exc
+        result = ClusterTaskResult(None, str(exc), lost=True, scheduler_reason="ray cluster lost")
+    except Exception as exc:  # the experiment crashes; the other experiments of the batch go on
+        result = ClusterTaskResult(None, f"executor error: {_first_line(exc)}")
+    finally:
+        log.close()
+        if result is None:
+            result = ClusterTaskResult(None, "worker lost: the task ended without a result", lost=True)
+        result.lost_attempts = list(lost)
+        sink.finished(result)
+
+
+def _follow_attempt(executor: RayExecutor, handle: _RayHandle, log: StreamLog, sink: TaskSink):
+    """Reads one attempt's events until it ends; returns its ClusterTaskResult and, when Ray lost
+    it, the Ending (None otherwise)."""
+    ray = _ray()
+    generator = handle.generator
+    job_id = generator.completed().task_id().hex()
+    node = node_id = ""
+    try:
+        for ref in generator:
             event = ray.get(ref)
             kind = event["kind"]
             if kind == "started":
-                node = event["node"]
+                node, node_id = event["node"], event.get("node_id", "")
                 sink.started(job_id, node)
             elif kind == "output":
                 log.write(event["lines"])
@@ -173,21 +320,40 @@ def _follow(handle: _RayHandle, spec: TaskSpec, log_path: str, sink: TaskSink) -
                 if event["rss_mb"] is not None:
                     sink.sampled(event["rss_mb"])
             elif kind == "done":
-                result = TaskResult(event["value"], job_id=job_id, node=event["node"])
+                return ClusterTaskResult(event["value"], job_id=job_id, node=event["node"]), None
             elif kind == "error":
-                result = TaskResult(None, f"could not start on {event['node']}: {event['value']}", job_id, event["node"])
+                return ClusterTaskResult(None, f"could not start on {event['node']}: {event['value']}",
+                                         job_id, event["node"]), None
     except ray.exceptions.TaskCancelledError:
-        result = TaskResult(None, "stopped by user", job_id, node, cancelled=True)
-    except ray.exceptions.RayError as exc:
+        return ClusterTaskResult(None, "stopped by user", job_id, node, cancelled=True), None
+    except Exception as exc:
         if handle.cancelled:
-            result = TaskResult(None, "stopped by user", job_id, node, cancelled=True)
+            return ClusterTaskResult(None, "stopped by user", job_id, node, cancelled=True), None
+        if (handle.generation != executor.generation or executor._reconnect_lock.locked()
+                or _cluster_unreachable(executor.gcs_address)):  # the head, not the run's node
+            executor.reconnect(handle.generation, exc)
+            ending = Ending(f"ray cluster lost: the head at {executor.gcs_address} went away mid-run "
+                            f"({_first_line(exc)})", "ray cluster lost", True, True)
+        elif isinstance(exc, ray.exceptions.RayError):
+            ending = ray_ending(exc, node_id, _node_alive(node_id, exc))
         else:
-            result = TaskResult(None, f"worker lost{' on ' + node if node else ''}: {_first_line(exc)}", job_id, node)
-    except Exception as exc:  # the experiment crashes; the other experiments of the batch go on
-        result = TaskResult(None, f"executor error: {type(exc).__name__}: {_first_line(exc)}", job_id, node)
-    finally:
-        log.close()
-        sink.finished(result or TaskResult(None, "worker lost: the task ended without a result", job_id, node))
+            raise
+        return ClusterTaskResult(None, ending.reason, job_id, node, lost=ending.lost,
+                                 scheduler_reason=ending.scheduler_reason), ending
+    return ClusterTaskResult(None, "worker lost: the task ended without a result", job_id, node,
+                             lost=True, scheduler_reason="no result from ray"), None
+
+
+def _node_alive(node_id: str, exc: BaseException) -> bool | None:
+    """Returns whether the run's node is still alive, giving the GCS a few seconds to notice a death."""
+    if not node_id or isinstance(exc, _ray().exceptions.NodeDiedError):
+        return False if node_id else None
+    deadline = time.monotonic() + NODE_DEATH_WAIT_S
+    while True:
+        alive = ray_node_alive(node_id)
+        if alive is not True or time.monotonic() >= deadline:
+            return alive
+        time.sleep(1.0)
 
 
 def _first_line(exc: BaseException) -> str:

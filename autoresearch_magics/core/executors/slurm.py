@@ -3,8 +3,13 @@ one task, K GPUs), for clusters without a Ray head.
 
 The candidate's file tree travels inside the job's pickle, which submitit keeps in `folder`:
 that folder must be on a filesystem the compute nodes share with this machine, as it always
-must be for submitit. The run writes its log there and this side follows it while it grows; a
-stop is asked for with a file the run checks, then by cancelling the job.
+must be for submitit. The run writes its output lines there as they come and this side follows
+that file while it grows; a stop is asked for with a file the run checks, then by cancelling the job.
+
+Slurm's own word decides how a job that did not finish by itself is recorded (see
+`scheduler_state`): a job Slurm requeued is followed into its next start; one preempted or lost
+with its node is submitted again as the same run, up to `lost_retries` times; one cancelled by
+someone else is recorded as cancelled, and not run again.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import json
 import math
 import os
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -20,37 +26,81 @@ from pathlib import Path
 
 from ..runner import GRACE_S, RunListener, RunOutcome
 from ..summary import LINE_BREAKS
-from .base import Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec
+from .base import Executor, ExecutorError, Handle, StreamLog, TaskSink, TaskSpec
+from .scheduler_state import (ClusterTaskResult, SlurmUnavailable, slurm_ending, slurm_job_state, slurm_requeue_note,
+                              stepd_cause)
 from .worker import run_task
 
-POLL_S = 0.5              # how often the job's state and log are read
+POLL_S = 0.5              # how often the job's log is read
+STATE_EVERY_S = 2.0       # how often Slurm is asked for the job's state
+FORGOTTEN_AFTER = 3       # state reads that find no job before it counts as gone
+LOST_RETRIES = 2          # default: how often a run lost to preemption or a node failure is submitted again
 SLACK_MIN = 5             # minutes Slurm's own time limit adds to the run's hard timeout
 INSTALL_HINT = "pip install 'autoresearch-magics[slurm]'"
 
 
+
+
+def _partition_gpus(partition: str | None) -> int | None:
+    """Returns how many GPUs the partition's nodes list in their GRES (0: none), or None when sinfo cannot tell."""
+    args = ["sinfo", "-h", "-o", "%G"] + (["-p", partition] if partition else [])
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    total = 0
+    for gres in done.stdout.split():
+        for item in gres.split(","):
+            fields = item.split("(")[0].split(":")  # gpu:a100:4(S:0-1)
+            if fields[0] == "gpu":
+                total += int(fields[-1]) if fields[-1].isdigit() else 1
+    return total
+
+
+def _attempt() -> int:
+    """Returns how often Slurm has restarted this job (0 on its first start, and off Slurm)."""
+    count = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return int(count) if count.isdigit() else 0
+
+
 def _slurm_task(spec: TaskSpec, stream_dir: str) -> RunOutcome:
-    """The job body: runs `spec` on the compute node, writing its log and start note to `stream_dir`."""
+    """The job body: runs `spec` on the compute node, writing its output lines (as they come) and
+    its start note to `stream_dir`, under names of their own for each start of the job (Slurm may
+    requeue it)."""
     stream = Path(stream_dir)
+    attempt = _attempt()
+    live = StreamLog(str(stream / f"live-{attempt}.log"), spec.log_cap_bytes)  # flushed line by line
 
     class Note(RunListener):
         def started(self, pid):
-            tmp = stream / "started.json.tmp"
+            tmp = stream / f"started-{attempt}.json.tmp"
             tmp.write_text(json.dumps({"node": socket.gethostname(), "pid": pid}))
-            os.replace(tmp, stream / "started.json")
+            os.replace(tmp, stream / f"started-{attempt}.json")
 
-    return run_task(spec, Note(), (stream / "stop").exists, log_path=str(stream / "run.log"))
+        def lines(self, lines):
+            live.write(lines)
+
+    try:
+        return run_task(spec, Note(), (stream / "stop").exists)
+    finally:
+        live.close()
 
 
 class _SlurmHandle(Handle):
     def __init__(self, job, stream: Path) -> None:
         self.job, self.stream = job, stream
         self.cancel_at: float | None = None
+        self.lock = threading.Lock()          # a cancel and a resubmission do not cross
 
     def cancel(self) -> None:
-        if self.cancel_at is None:
-            (self.stream / "stop").touch()
-            # a job still queued, or one whose node is gone, never sees the file
-            self.cancel_at = time.monotonic() + (0 if not (self.stream / "started.json").exists() else 2 * GRACE_S)
+        with self.lock:
+            if self.cancel_at is None:
+                (self.stream / "stop").touch()
+                # a job still queued, or one whose node is gone, never sees the file
+                started = any(self.stream.glob("started-*.json"))
+                self.cancel_at = time.monotonic() + (2 * GRACE_S if started else 0)
 
 
 class SlurmExecutor(Executor):
@@ -60,15 +110,23 @@ class SlurmExecutor(Executor):
 
     def __init__(self, folder, partition: str | None = None, gpus_per_experiment: int = 0,
                  cpus_per_experiment: int | None = None, cluster: str | None = None,
-                 slurm_parameters: dict | None = None) -> None:
+                 slurm_parameters: dict | None = None, lost_retries: int = LOST_RETRIES) -> None:
+        if lost_retries < 0:
+            raise ExecutorError("lost_retries must be 0 or more")
         self.folder = Path(folder)
         self.partition = partition
         self.gpus_per_experiment = gpus_per_experiment
         self.cpus_per_experiment = cpus_per_experiment
         self.cluster = cluster                      # None: Slurm when sbatch is found; "local": this machine
         self.slurm_parameters = slurm_parameters or {}
+        self.lost_retries = lost_retries
         self._executor = None
         self._lock = threading.Lock()
+
+    @property
+    def on_slurm(self) -> bool:
+        """True when jobs are real Slurm jobs (their ids mean something to scontrol)."""
+        return self._executor is not None and self._executor.cluster == "slurm"
 
     def open(self) -> "SlurmExecutor":
         try:
@@ -79,11 +137,23 @@ class SlurmExecutor(Executor):
         self._executor = submitit.AutoExecutor(folder=str(self.folder / "jobs"), cluster=self.cluster)
         if self._executor.cluster == "debug":
             raise ExecutorError("no Slurm here (sbatch not found): run on a login node, or use --executor local")
+        if self.on_slurm and self.gpus_per_experiment and _partition_gpus(self.partition) == 0:
+            raise ExecutorError(f"each experiment asks for {self.gpus_per_experiment} GPU(s) but the nodes of "
+                                f"partition {self.partition or '(default)'} list no GPUs (no gpu GRES in sinfo): "
+                                f"choose a GPU partition with --partition, or use --gpus-per-experiment 0")
         return self
 
     def submit(self, spec: TaskSpec, log_path: str, sink: TaskSink) -> Handle:
         if self._executor is None:
             self.open()
+        job, stream = self._submit_job(spec)
+        handle = _SlurmHandle(job, stream)
+        threading.Thread(target=_follow, args=(self, handle, spec, log_path, sink), name=spec.name,
+                         daemon=True).start()
+        return handle
+
+    def _submit_job(self, spec: TaskSpec):
+        """Submits one Slurm job for `spec`; returns it and its stream folder."""
         stream = self.folder / "streams" / f"{spec.name}-{uuid.uuid4().hex[:8]}"
         stream.mkdir(parents=True)
         params = {"name": spec.name, "timeout_min": math.ceil(spec.timeout_s / 60) + SLACK_MIN, "nodes": 1,
@@ -96,10 +166,12 @@ class SlurmExecutor(Executor):
             params["slurm_additional_parameters"] = self.slurm_parameters
         with self._lock:  # parameters live on the shared submitit executor
             self._executor.update_parameters(**params)
-            job = self._executor.submit(_slurm_task, spec, str(stream))
-        handle = _SlurmHandle(job, stream)
-        threading.Thread(target=_follow, args=(handle, spec, log_path, sink), name=spec.name, daemon=True).start()
-        return handle
+            try:
+                job = self._executor.submit(_slurm_task, spec, str(stream))
+            except Exception as exc:  # sbatch refused it: say what Slurm said
+                text = str(exc).strip().splitlines()
+                raise ExecutorError(f"Slurm refused the job: {text[-1] if text else type(exc).__name__}") from None
+        return job, stream
 
 
 class _Tail:
@@ -122,40 +194,138 @@ class _Tail:
         return [p for p in parts if p or not final]
 
 
-def _follow(handle: _SlurmHandle, spec: TaskSpec, log_path: str, sink: TaskSink) -> None:
-    """Follows a job until it ends: forwards its start, log lines and result."""
-    job = handle.job
-    tail = _Tail(handle.stream / "run.log")
+def _note(log: StreamLog, sink: TaskSink, text: str) -> None:
+    """Writes one line of ours into the run's log and live output."""
+    line = f"[autoresearch: {text}]"
+    log.write([line])
+    sink.lines([line])
+
+
+def _follow(executor: SlurmExecutor, handle: _SlurmHandle, spec: TaskSpec, log_path: str, sink: TaskSink) -> None:
+    """Follows a run until it ends, through Slurm's requeues and our resubmissions of lost jobs;
+    forwards its starts, log lines and result."""
     log = StreamLog(log_path, spec.log_cap_bytes)
-    node = ""
+    lost: list[str] = []
+    retries = 0
     result = None
     try:
         while True:
-            done = job.done()
-            if not node and (handle.stream / "started.json").exists():
-                try:
-                    node = json.loads((handle.stream / "started.json").read_text())["node"]
-                    sink.started(str(job.job_id), node)
-                except (OSError, ValueError, KeyError):
-                    pass
-            lines = tail.read(final=done)
-            if lines:
-                log.write(lines)
-                sink.lines(lines)
-            if done:
+            result, ending = _follow_job(executor, handle, log, sink, lost)
+            with handle.lock:
+                again = (ending is not None and ending.retry and retries < executor.lost_retries
+                         and handle.cancel_at is None)
+                if again:
+                    retries += 1
+                    lost.append(ending.reason)
+                    _note(log, sink, f"{ending.reason}; submitting the run again "
+                                     f"(retry {retries} of {executor.lost_retries})")
+                    handle.job, handle.stream = executor._submit_job(spec)
+            if not again:
                 break
+    except Exception as exc:  # the experiment crashes; the other experiments of the batch go on
+        result = ClusterTaskResult(None, f"slurm executor error: {type(exc).__name__}: {exc}"[:300],
+                                   str(handle.job.job_id))
+    finally:
+        log.close()
+        if result is None:
+            result = ClusterTaskResult(None, f"slurm job {handle.job.job_id} ended without a result")
+        result.lost_attempts = list(lost)
+        sink.finished(result)
+
+
+def _follow_job(executor: SlurmExecutor, handle: _SlurmHandle, log: StreamLog, sink: TaskSink, lost: list[str]):
+    """Follows one Slurm job to its end; returns its ClusterTaskResult and, when the scheduler
+    ended it, the Ending (None otherwise)."""
+    job, stream = handle.job, handle.stream
+    job_id = str(job.job_id)
+    on_slurm = executor.on_slurm
+    attempt = 0
+    tail = _Tail(stream / "live-0.log")
+    node = ""
+    state = None
+    next_state = 0.0
+    misses = 0
+    unavailable = False
+    while True:
+        has_result = job.paths.result_pickle.exists()
+        if on_slurm:
+            # the result file alone does not say the job is over: Slurm may have requeued it
+            if has_result or time.monotonic() >= next_state:
+                next_state = time.monotonic() + STATE_EVERY_S
+                try:
+                    state = slurm_job_state(job_id)
+                    misses = 0 if state is not None else misses + 1
+                    unavailable = False
+                except SlurmUnavailable as exc:  # the job may well run on: wait for the controller
+                    if not unavailable:
+                        _note(log, sink, f"the Slurm controller does not answer ({exc}); waiting for it")
+                    unavailable = True
+                if state is not None and state.restarts > attempt:
+                    lines = tail.read(final=True)
+                    if lines:
+                        log.write(lines)
+                        sink.lines(lines)
+                    note = slurm_requeue_note(state, job_id, stepd_cause(_stderr(job)))
+                    lost.append(note)
+                    _note(log, sink, f"{note}; following its next start")
+                    attempt, node = state.restarts, ""
+                    tail = _Tail(stream / f"live-{attempt}.log")
+            done = not unavailable and ((state is not None and state.final)
+                                        or (state is None and (has_result or misses >= FORGOTTEN_AFTER)))
+        else:
+            done = job.done()
+        started_note = stream / f"started-{attempt}.json"
+        if not node and started_note.exists():
+            try:
+                node = json.loads(started_note.read_text())["node"]
+                sink.started(job_id, node)
+            except (OSError, ValueError, KeyError):
+                pass
+        lines = tail.read(final=done)
+        if lines:
+            log.write(lines)
+            sink.lines(lines)
+        if done:
+            break
+        with handle.lock:
             if handle.cancel_at is not None and time.monotonic() >= handle.cancel_at:
                 job.cancel(check=False)
                 handle.cancel_at = float("inf")
-            time.sleep(POLL_S)
-        result = TaskResult(job.result(), job_id=str(job.job_id), node=node)
-    except Exception as exc:  # a failed or lost job is that experiment's crash
-        if handle.cancel_at is not None:
-            result = TaskResult(None, "stopped by user", str(job.job_id), node, cancelled=True)
-        else:
+        time.sleep(POLL_S)
+    return _ending_of(job, job_id, node, state if on_slurm else None, handle.cancel_at is not None)
+
+
+def _ending_of(job, job_id: str, node: str, state, stopped_by_us: bool):
+    """Returns (ClusterTaskResult, Ending or None) for a job that is over."""
+    outcome, error = None, ""
+    if job.paths.result_pickle.exists():
+        try:
+            outcome = job.result()
+        except Exception as exc:  # the job body failed, or submitit recorded why there is no result
             text = str(exc).strip().splitlines()
-            result = TaskResult(None, f"slurm job {job.job_id} lost{' on ' + node if node else ''}: "
-                                      f"{type(exc).__name__}: {text[-1] if text else ''}"[:300], str(job.job_id), node)
-    finally:
-        log.close()
-        sink.finished(result or TaskResult(None, f"slurm job {job.job_id} ended without a result"))
+            error = f"slurm job {job_id} failed{' on ' + node if node else ''}: " \
+                    f"{type(exc).__name__}: {text[-1] if text else ''}"[:300]
+    finished_itself = outcome is not None and outcome.returncode == 0
+    if stopped_by_us and not finished_itself:
+        if outcome is not None and outcome.stopped:
+            return ClusterTaskResult(outcome, job_id=job_id, node=node), None
+        return ClusterTaskResult(None, "stopped by user", job_id, node, cancelled=True), None
+    ending = slurm_ending(state, job_id, stepd_cause(_stderr(job))) if state is not None else None
+    if ending is not None and not finished_itself:
+        return ClusterTaskResult(None, ending.reason, job_id, node, lost=ending.lost,
+                                 scheduler_reason=ending.scheduler_reason), ending
+    if outcome is not None:
+        return ClusterTaskResult(outcome, job_id=job_id, node=node), None
+    return ClusterTaskResult(None, error or f"slurm job {job_id} lost{' on ' + node if node else ''}: "
+                                            f"it ended without a result", job_id, node), None
+
+
+def _stderr(job) -> str:
+    """Returns the end of the job's stderr, where slurmstepd says why it killed the job."""
+    try:
+        with open(job.paths.stderr, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 65536))
+            return fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""

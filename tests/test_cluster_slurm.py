@@ -1,0 +1,184 @@
+"""The Slurm executor against a real single-node Slurm (scripts/slurm_up.sh starts it): a batch at
+--parallel 2, a job cancelled by someone else, a job Slurm requeues."""
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("submitit")
+
+from autoresearch_magics.core.executors import ExecutorError, make_executor  # noqa: E402
+from autoresearch_magics.core.executors.base import TaskSink, TaskSpec  # noqa: E402
+from autoresearch_magics.core.executors.scheduler_state import (SlurmJobState, slurm_ending,  # noqa: E402
+                                                                 stepd_cause)
+from autoresearch_magics.core.parallel import run_parallel_loop  # noqa: E402
+
+from test_parallel_support import (ValuesProposer, alive, in_thread, pids_of, rows_by_experiment,  # noqa: E402
+                                   script_campaign, wait_for)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def partition():
+    """The partition of the single-node Slurm this machine runs (started if need be)."""
+    if os.geteuid() != 0:
+        pytest.skip("a local Slurm needs root to start slurmctld and slurmd")
+    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+        pytest.skip("no Slurm here and no apt-get to install slurm-wlm")
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_up.sh")], capture_output=True, text=True,
+                          timeout=600)
+    if done.returncode != 0:
+        if shutil.which("slurmctld") is None:
+            pytest.skip(f"Slurm could not be installed: {done.stderr.strip()}")
+        pytest.fail(f"scripts/slurm_up.sh failed: {done.stderr.strip()}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+class Collect(TaskSink):
+    """Keeps a task's events for a test that drives the executor directly."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue = queue.Queue()
+        self.lines_seen: list[str] = []
+
+    def started(self, job_id, node):
+        self.events.put(("started", (job_id, node)))
+
+    def lines(self, lines):
+        self.lines_seen.extend(lines)
+
+    def finished(self, result):
+        self.events.put(("finished", result))
+
+    def next(self, kind: str, timeout_s: float = 90.0):
+        while True:
+            got, payload = self.events.get(timeout=timeout_s)
+            if got == kind:
+                return payload
+
+
+def sleeper_spec(seconds: float, experiment: int = 1, timeout_s: float = 120) -> TaskSpec:
+    """A run that prints 'begin', sleeps, then prints a summary block with val_bpb."""
+    script = ("import time\nprint('begin', flush=True)\n"
+              f"time.sleep({seconds})\nprint('---')\nprint('val_bpb: 0.5')\n")
+    return TaskSpec(experiment=experiment, run=1, tag="t", command="python train.py",
+                    files={"train.py": script.encode()}, executable=[], env={}, timeout_s=timeout_s,
+                    log_cap_bytes=1 << 20)
+
+
+def squeue_state(job_id: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+
+
+def test_a_batch_runs_as_two_slurm_jobs_at_once(partition, tmp_path):
+    campaign = script_campaign(tmp_path)
+    proposer = ValuesProposer({"VALUE": 0.9, "SLEEP_S": 3.0}, {"VALUE": 0.8, "SLEEP_S": 3.0})
+    executor = make_executor("slurm", partition=partition, folder=tmp_path / "jobs")
+    results = run_parallel_loop(campaign, proposer, 2, executor=executor, parallel=2)
+
+    rows = rows_by_experiment(campaign)
+    assert [rows[n][0]["status"] for n in (1, 2, 3)] == ["keep", "discard", "keep"]
+    job_ids = [rows[n][0]["job_id"] for n in (1, 2, 3)]
+    assert all(j.isdigit() for j in job_ids) and len(set(job_ids)) == 3
+    assert {rows[n][0]["node"] for n in (1, 2, 3)} == {socket.gethostname()}
+    batch = [r for r in results if r.experiment > 1]
+    assert max(r.summary["t_start"] for r in batch) < min(r.summary["t_end"] for r in batch)  # ran together
+    assert "val_bpb:          0.800000" in (campaign.paths.logs / "0003.log").read_text()
+
+
+def test_a_job_cancelled_by_someone_else_says_cancelled_and_is_not_run_again(partition, tmp_path):
+    campaign = script_campaign(tmp_path)
+    executor = make_executor("slurm", partition=partition, folder=tmp_path / "jobs")
+    run_parallel_loop(campaign, ValuesProposer(), None, executor=executor)
+    proposer = ValuesProposer({"VALUE": 0.5, "SLEEP_S": 120, "SPAWN": True}, {"VALUE": 0.9, "SLEEP_S": 2.0})
+    thread, box = in_thread(run_parallel_loop, campaign, proposer, 2, executor=executor, parallel=2)
+    pids = wait_for(lambda: pids_of(campaign, 2), 90)
+    job_id = wait_for(lambda: subprocess.run(["squeue", "-h", "-n", "autoresearch-t-2", "-o", "%i"],
+                                             capture_output=True, text=True).stdout.strip(), 30)
+    subprocess.run(["scancel", job_id], check=True)  # an administrator, not the loop
+    thread.join(120)
+    assert not thread.is_alive() and "error" not in box
+
+    rows = rows_by_experiment(campaign)
+    assert len(rows[2]) == 1                                   # a person's cancel is not undone
+    row = rows[2][0]
+    assert row["status"] == "crash" and row["job_id"] == job_id
+    assert "cancelled by the scheduler" in row["crash_reason"] and "CANCELLED" in row["crash_reason"]
+    assert "out of memory" not in row["crash_reason"]
+    assert rows[3][0]["status"] in ("keep", "discard")         # the other job went on
+    wait_for(lambda: all(not alive(pid) for pid in pids), 20)
+
+
+def test_a_requeued_job_runs_again_and_gives_a_completed_result(partition, tmp_path):
+    executor = make_executor("slurm", partition=partition, folder=tmp_path / "jobs").open()
+    sink = Collect()
+    executor.submit(sleeper_spec(4.0), str(tmp_path / "run.log"), sink)
+    job_id, node = sink.next("started")
+    wait_for(lambda: "begin" in sink.lines_seen, 30)
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    result = sink.next("finished", 120)
+
+    assert result.outcome is not None and result.outcome.returncode == 0, result.error
+    assert result.outcome.summary["val_bpb"] == 0.5
+    assert result.job_id == job_id and not result.lost
+    assert len(result.lost_attempts) == 1 and "requeued by the scheduler" in result.lost_attempts[0]
+    log = (tmp_path / "run.log").read_text()
+    assert log.count("begin") == 2 and "requeued by the scheduler" in log
+
+
+def test_a_cancel_while_queued_is_seen_without_accounting(partition, tmp_path):
+    """A job cancelled before it ever ran leaves no result file: Slurm's state alone ends it."""
+    executor = make_executor("slurm", partition=partition, folder=tmp_path / "jobs",
+                             slurm_parameters={"begin": "now+600"}).open()
+    sink = Collect()
+    executor.submit(sleeper_spec(1.0), str(tmp_path / "run.log"), sink)
+    job_id = wait_for(lambda: subprocess.run(["squeue", "-h", "-n", "autoresearch-t-1", "-o", "%i"],
+                                             capture_output=True, text=True).stdout.strip(), 30)
+    assert squeue_state(job_id) == "PENDING"
+    subprocess.run(["scancel", job_id], check=True)
+    result = sink.next("finished", 60)
+    assert result.outcome is None and result.lost and not result.cancelled
+    assert result.scheduler_reason == "CANCELLED" and "out of memory" not in result.error
+
+
+def test_stop_and_timeout_of_a_real_slurm_job(partition, tmp_path):
+    executor = make_executor("slurm", partition=partition, folder=tmp_path / "jobs").open()
+    stopped, timed = Collect(), Collect()
+    handle = executor.submit(sleeper_spec(300), str(tmp_path / "stop.log"), stopped)
+    executor.submit(sleeper_spec(300, experiment=2, timeout_s=3), str(tmp_path / "timeout.log"), timed)
+    stop_job, _ = stopped.next("started")
+    wait_for(lambda: "begin" in stopped.lines_seen, 30)
+    handle.cancel()
+    result = stopped.next("finished", 60)
+    assert result.outcome is not None and result.outcome.stopped and not result.lost
+    result = timed.next("finished", 90)
+    assert result.outcome is not None and result.outcome.timed_out and not result.lost
+    assert not squeue_state(stop_job)                    # the job left the queue
+
+
+def test_gpus_the_partition_does_not_have_are_refused_at_open(partition, tmp_path):
+    executor = make_executor("slurm", partition=partition, folder=tmp_path / "jobs", gpus_per_experiment=1)
+    with pytest.raises(ExecutorError, match="list no GPUs"):
+        executor.open()
+
+
+def test_slurm_words_for_an_end_name_the_cause():
+    note = "slurmstepd: error: *** JOB 41 ON node7 CANCELLED AT 2024-05-01T10:00:00 DUE TO PREEMPTION ***\n"
+    assert stepd_cause(note) == "PREEMPTION"
+    assert stepd_cause("slurmstepd: error: *** JOB 41 ON node7 CANCELLED AT 2024-05-01T10:00:00 ***") == "cancelled"
+    cancelled = SlurmJobState("CANCELLED", nodes="node7")
+    preempted = slurm_ending(cancelled, "41", stepd_cause(note))
+    assert preempted.lost and preempted.retry and preempted.scheduler_reason == "PREEMPTED"
+    by_admin = slurm_ending(SlurmJobState("CANCELLED", cancelled_by="1001"), "41")
+    assert by_admin.lost and not by_admin.retry and "CANCELLED by 1001" in by_admin.reason
+    assert slurm_ending(SlurmJobState("NODE_FAIL"), "41").retry
+    oom = slurm_ending(SlurmJobState("OUT_OF_MEMORY"), "41")
+    assert not oom.lost and not oom.retry and oom.reason.startswith("out of memory")
+    assert slurm_ending(SlurmJobState("COMPLETED"), "41") is None
