@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import CampaignError
-from .live import clear_waiting_proposal, publish_waiting_proposal, read_json
+from .live import clear_waiting_proposal, process_alive, publish_waiting_proposal, read_json, write_json_atomic
 from .paths import CampaignPaths
 
 CHOICES = ("run", "edit", "skip", "stop")
@@ -165,6 +165,43 @@ class ApprovalGate:
         if decision is not None:
             self.decide(decision.choice, decision.reason, experiment=info.experiment, files=decision.files,
                         source=decision.source or "terminal")
+
+
+# -- answers from another process ----------------------------------------------------------------
+
+OUTSIDE_CHOICES = ("run", "skip")   # what decision.json carries (stop goes through the stop request)
+
+
+class NoProposalWaiting(CampaignError):
+    """The campaign waits on no proposal, or on another one than the one answered."""
+
+
+def waiting_proposal(paths: CampaignPaths) -> dict | None:
+    """Returns the proposal the campaign's live runner waits on (its live.json record), or None."""
+    state = read_json(paths.live) or {}
+    proposal = state.get("waiting_proposal")
+    if not isinstance(proposal, dict) or not process_alive(state.get("runner_pid")):
+        return None
+    return proposal
+
+
+def decide_from_outside(paths: CampaignPaths, choice: str, reason: str = "", experiment: int | None = None) -> dict:
+    """Writes the answer to the waiting proposal to .autoresearch/decision.json, where the runner's
+    gate reads it (the sidebar and `autoresearch approve|skip` in another terminal); returns the record."""
+    if choice not in OUTSIDE_CHOICES:
+        raise CampaignError(f"from another process a proposal can be answered with {', '.join(OUTSIDE_CHOICES)}, "
+                            f"not {choice!r} (`autoresearch stop` stops the loop)")
+    proposal = waiting_proposal(paths)
+    if proposal is None:
+        raise NoProposalWaiting("the campaign is not waiting on a proposal: nothing to run or skip "
+                                "(start the loop with --approve)")
+    number = proposal.get("experiment")
+    if experiment is not None and experiment != number:
+        raise NoProposalWaiting(f"proposal #{experiment} is no longer waiting (#{number} is): "
+                                "refresh and decide again")
+    record = {"experiment": number, "decision": choice, "reason": (reason or "").strip(), "decided_at": time.time()}
+    write_json_atomic(paths.decision, record)
+    return record
 
 
 # -- the terminal front end ------------------------------------------------------------------------
