@@ -138,3 +138,30 @@ def test_a_skipped_sweep_trial_is_pruned_not_left_running(tmp_path):
     answering.join(5)
     assert [r.description for r in results] == ["baseline"]
     assert [t.state for t in sweep.study.trials] == [optuna.trial.TrialState.PRUNED]
+
+
+def test_panel_shows_the_waiting_proposal_and_its_skip_button_answers_with_the_reason(tmp_path):
+    from autoresearch_magics.core.approval import ProposalInfo
+    from autoresearch_magics.presentation.panel import ExperimentPanel
+    campaign = Campaign.init(tmp_path / "c", tag="t", template="toy", budget_s=0.05)
+    gate = ApprovalGate(campaign.paths, poll_s=0.05)
+    panel = ExperimentPanel("val_bpb", 0.05, "agent", kind="loop")
+    view = panel.attach_gate(gate)
+    info = ProposalInfo(2, "widen the model", "--- a/train.py\n+++ b/train.py\n-WIDTH = 128\n+WIDTH = 256\n",
+                        similarity={"kind": "near", "message": "close to experiment 1 (discard)"})
+    decisions = []
+    asking = threading.Thread(target=lambda: decisions.append(gate.ask(info)))
+    asking.start()
+    deadline = __import__("time").monotonic() + 10
+    while "waiting for approval" not in view.summary.value:
+        assert __import__("time").monotonic() < deadline
+        threading.Event().wait(0.05)
+    static = panel.static_html()
+    assert "waiting for approval" in static and "widen the model" in static and "close to experiment 1" in static
+    view.reason.value = "widths were tried"
+    view.buttons["Skip"].click()
+    asking.join(5)
+    assert decisions[0].choice == "skip" and decisions[0].reason == "widths were tried"
+    panel._batch.flush(wait=True)
+    assert view.widget.layout.display == "none" and "waiting for approval" not in panel.static_html()
+    assert not view.buttons["Run"].click() and gate.waiting is None   # a late click answers nothing

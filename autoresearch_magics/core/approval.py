@@ -86,6 +86,7 @@ class ApprovalGate:
         self.stop_event = stop_event or threading.Event()
         self.front_end = front_end      # front_end(info, cancel_event) -> Decision | None, on its own thread
         self.poll_s = poll_s
+        self.watchers: list[Callable] = []   # watcher(info or None) when a proposal starts / stops waiting
         self._lock = threading.Lock()
         self._answered = threading.Event()
         self._answer: Decision | None = None
@@ -119,6 +120,7 @@ class ApprovalGate:
             self._answered.clear()
         self.paths.decision.unlink(missing_ok=True)  # an answer to an earlier proposal is not for this one
         previous = publish_waiting_proposal(self.paths, info.waiting_record(), info.budget_s)
+        self._tell_watchers(info)
         cancel = threading.Event()
         if self.front_end is not None:
             threading.Thread(target=self._run_front_end, args=(info, cancel), daemon=True,
@@ -132,6 +134,14 @@ class ApprovalGate:
                 self._answered.set()  # a late decide() now returns False
             self.paths.decision.unlink(missing_ok=True)
             clear_waiting_proposal(self.paths, previous)
+            self._tell_watchers(None)
+
+    def _tell_watchers(self, info: ProposalInfo | None) -> None:
+        for watcher in list(self.watchers):
+            try:
+                watcher(info)
+            except Exception:  # a display's failure must not decide the proposal
+                pass
 
     def _wait(self, info: ProposalInfo, timeout_s: float | None) -> Decision:
         deadline = time.monotonic() + timeout_s if timeout_s else None

@@ -82,8 +82,7 @@ def cmd_loop(ctx, args):
         proposer, args.max_proposals, listener=listener, report_every=args.report_every, gate=gate, **parallel))
     if gate is not None:
         session.gate = gate
-        if hasattr(panel, "attach_gate"):
-            panel.attach_gate(gate, lambda info: offer_proposal_cell(ctx, session, info, in_widget=True))
+        panel.attach_gate(gate, lambda info: offer_proposal_cell(ctx, session, info, in_widget=True))
     ctx.show(panel, job)
     if args.wait:
         return _wait(ctx, session, None)
