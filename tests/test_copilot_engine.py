@@ -165,3 +165,22 @@ def test_panel_shows_the_waiting_proposal_and_its_skip_button_answers_with_the_r
     panel._batch.flush(wait=True)
     assert view.widget.layout.display == "none" and "waiting for approval" not in panel.static_html()
     assert not view.buttons["Run"].click() and gate.waiting is None   # a late click answers nothing
+
+
+def test_status_show_and_report_tell_the_notes_and_skipped_proposals(tmp_path, monkeypatch):
+    from autoresearch_magics.core.notes import add_note
+    from autoresearch_magics.presentation.report import campaign_report
+    from autoresearch_magics.presentation.text import format_show, format_status
+    campaign, agent, _ = _setup(tmp_path, monkeypatch)
+    add_note(campaign.paths, "keep the model small")
+    gate = ApprovalGate(campaign.paths, poll_s=0.05)
+    answering = _answer(gate, [("skip", "too wide")])
+    run_loop(campaign, agent, 1, gate=gate)
+    answering.join(5)
+    status = format_status(campaign.status())
+    assert "keep the model small" in status and "skipped proposals: 1" in status
+    shown = format_show(campaign.show(2))
+    assert "proposal 2 skipped" in shown and "reason: too wide" in shown and "+WIDTH = 160" in shown
+    report = campaign_report(campaign)
+    assert "## Notes" in report and "keep the model small" in report
+    assert "## Skipped proposals" in report and "| 2 | width 160 | user | too wide |" in report
