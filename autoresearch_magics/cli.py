@@ -8,14 +8,17 @@ import sys
 import threading
 from pathlib import Path
 
+from .core.approval import decide_from_outside, terminal_prompt
 from .core.campaign import Campaign
 from .core.errors import CampaignError
 from .core.events import CampaignListener
 from .core.hardware import describe_hardware
 from .core.loop import run_loop
+from .core.notes import add_note
 from .core.proposers import make_proposer
 from .presentation.text import format_result, format_results, format_show, format_status
-from .verbs import PATH_VERBS, VERBS, add_arguments, executor_options, init_settings, proposer_options, stop_rule_settings
+from .verbs import (PATH_VERBS, VERBS, add_arguments, approval_gate, executor_options, init_settings, proposer_options,
+                    stop_rule_settings)
 
 
 class _TerminalListener(CampaignListener):
@@ -70,8 +73,11 @@ def cmd_loop(args):
     if stop_rule_settings(args):
         campaign.update_stop_rules(**stop_rule_settings(args))
     proposer = make_proposer(campaign, args.proposer, **proposer_options(args))
+    stop_event = _interrupt_event()
+    # on a terminal each proposal is shown and answered there; else by `autoresearch approve|skip` or the sidebar
+    gate = approval_gate(args, campaign, stop_event, terminal_prompt if sys.stdin.isatty() else None)
     results = run_loop(campaign, proposer, args.max_proposals, listener=_TerminalListener(campaign.config.metric),
-                       stop_event=_interrupt_event(), report_every=args.report_every, **executor)
+                       stop_event=stop_event, report_every=args.report_every, gate=gate, **executor)
     print(format_status(campaign.status()))
     return 1 if results.failed else 0   # a stop rule, the maximum or a stop ended it: 0
 
@@ -99,6 +105,21 @@ def cmd_stop(args):
     print("stop requested" if campaign.request_stop() else "nothing is running")
 
 
+def cmd_note(args):
+    note = add_note(_open(args).paths, " ".join(args.text))
+    print(f"noted ({note.date}): {note.text}")
+
+
+def cmd_approve(args):
+    record = decide_from_outside(_open(args).paths, "run")
+    print(f"proposal #{record['experiment']} runs")
+
+
+def cmd_skip(args):
+    record = decide_from_outside(_open(args).paths, "skip", args.reason)
+    print(f"proposal #{record['experiment']} skipped" + (f": {record['reason']}" if record["reason"] else ""))
+
+
 def cmd_report(args):
     from .presentation.report import write_report
     hardware = None if args.no_hardware else describe_hardware(measure=False)
@@ -113,7 +134,8 @@ def cmd_hardware(args):
 
 
 COMMANDS = {"init": cmd_init, "run": cmd_run, "loop": cmd_loop, "status": cmd_status, "results": cmd_results,
-            "show": cmd_show, "stop": cmd_stop, "report": cmd_report, "hardware": cmd_hardware}
+            "show": cmd_show, "stop": cmd_stop, "report": cmd_report, "hardware": cmd_hardware, "note": cmd_note,
+            "approve": cmd_approve, "skip": cmd_skip}
 
 
 def _interrupt_event() -> threading.Event:

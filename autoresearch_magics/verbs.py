@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 
 from .core.agent import DEFAULT_AGENT_TIMEOUT_S
+from .core.agent_recipes import RECIPES, agent_command
+from .core.approval import DEFAULT_TIMEOUT_ACTION, TIMEOUT_ACTIONS
 from .core.campaign import SHOW_TAIL_LINES
 from .core.config import (DEFAULT_BUDGET_S, DEFAULT_COMMAND, DEFAULT_METRIC, DIRECTIONS, KEEP_RULES,
                           STARTUP_ALLOWANCE_S, CampaignConfig)
@@ -53,7 +55,8 @@ VERBS: dict[str, tuple[str, list]] = {
     "loop": ("run experiments until a stop rule holds, proposing each one by itself", [
         _arg("--proposer", choices=PROPOSERS, default="rerun",
              help="rerun: the working copy as it is; sweep: tune constants (--space); agent: a coding agent (--agent-cmd)"),
-        _arg("--agent-cmd", help="command of a coding agent; its prompt is in $AUTORESEARCH_PROMPT_FILE and on stdin"),
+        _arg("--agent-cmd", help=f"command of a coding agent, or a recipe name ({', '.join(RECIPES)}); "
+                                 f"its prompt is in $AUTORESEARCH_PROMPT_FILE and on stdin"),
         _arg("--agent-timeout", dest="agent_timeout_s", type=float, help=f"seconds the agent may take (default {DEFAULT_AGENT_TIMEOUT_S:g})"),
         _arg("--space", help='sweep space, e.g. "LR=loguniform(1e-4,1e-2) DEPTH=int(2,8) ACT=choice(\'relu\',\'gelu\')"'),
         _arg("--sampler", choices=("tpe", "random"), default="tpe", help="sweep sampler (default tpe)"),
@@ -69,7 +72,20 @@ VERBS: dict[str, tuple[str, list]] = {
         _arg("--gpus-per-experiment", type=int, default=0,
              help="whole GPUs each experiment gets (0: CUDA_VISIBLE_DEVICES is empty)"),
         _arg("--partition", help="slurm: the partition to submit to"),
+        _arg("--approve", action="store_true",
+             help="show each proposal (description, diff) and wait for run, edit, skip or stop before it runs"),
+        _arg("--approve-timeout", dest="approve_timeout_s", type=float,
+             help="seconds a proposal waits for an answer (default: for ever); then --approve-default applies"),
+        _arg("--approve-default", choices=TIMEOUT_ACTIONS, default=DEFAULT_TIMEOUT_ACTION,
+             help=f"what an unanswered proposal becomes after --approve-timeout (default {DEFAULT_TIMEOUT_ACTION})"),
         *_STOP_RULES,
+    ]),
+    "note": ("add a dated steering note to the campaign's journal; the agent's prompt includes the latest", [
+        _arg("text", nargs="+", help='the note, e.g. "try a smaller learning rate before a wider model"'),
+    ]),
+    "approve": ("run the proposal an approve-mode loop (--approve) waits on", []),
+    "skip": ("skip the proposal an approve-mode loop waits on; the reason reaches the agent's next prompt", [
+        _arg("-m", "--message", dest="reason", default="", help="why it is skipped"),
     ]),
     "status": ("objective, stop-rule progress, branch, best and latest result", [
         _arg("--json", action="store_true", help="print JSON (includes workdir)"),
@@ -128,5 +144,17 @@ def stop_rule_settings(args: argparse.Namespace) -> dict:
 
 def proposer_options(args: argparse.Namespace) -> dict:
     """Returns make_proposer's keyword arguments from parsed loop arguments."""
-    return {"agent_cmd": args.agent_cmd, "agent_timeout_s": args.agent_timeout_s, "space": args.space,
+    return {"agent_cmd": agent_command(args.agent_cmd) if args.agent_cmd else None, "agent_timeout_s": args.agent_timeout_s, "space": args.space,
             "sampler": args.sampler, "message": args.message}
+
+
+def approval_gate(args: argparse.Namespace, campaign, stop_event=None, front_end=None):
+    """Returns the ApprovalGate `loop --approve` asks for, or None without --approve."""
+    if not getattr(args, "approve", False):
+        if getattr(args, "approve_timeout_s", None) is not None:
+            from .core.errors import CampaignError
+            raise CampaignError("--approve-timeout applies to approve mode: add --approve")
+        return None
+    from .core.approval import ApprovalGate
+    return ApprovalGate(campaign.paths, timeout_s=args.approve_timeout_s, on_timeout=args.approve_default,
+                        stop_event=stop_event, front_end=front_end)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import CampaignError
-from .live import clear_waiting_proposal, publish_waiting_proposal, read_json
+from .live import clear_waiting_proposal, process_alive, publish_waiting_proposal, read_json, write_json_atomic
 from .paths import CampaignPaths
 
 CHOICES = ("run", "edit", "skip", "stop")
@@ -86,6 +86,7 @@ class ApprovalGate:
         self.stop_event = stop_event or threading.Event()
         self.front_end = front_end      # front_end(info, cancel_event) -> Decision | None, on its own thread
         self.poll_s = poll_s
+        self.watchers: list[Callable] = []   # watcher(info or None) when a proposal starts / stops waiting
         self._lock = threading.Lock()
         self._answered = threading.Event()
         self._answer: Decision | None = None
@@ -119,6 +120,7 @@ class ApprovalGate:
             self._answered.clear()
         self.paths.decision.unlink(missing_ok=True)  # an answer to an earlier proposal is not for this one
         previous = publish_waiting_proposal(self.paths, info.waiting_record(), info.budget_s)
+        self._tell_watchers(info)
         cancel = threading.Event()
         if self.front_end is not None:
             threading.Thread(target=self._run_front_end, args=(info, cancel), daemon=True,
@@ -132,6 +134,14 @@ class ApprovalGate:
                 self._answered.set()  # a late decide() now returns False
             self.paths.decision.unlink(missing_ok=True)
             clear_waiting_proposal(self.paths, previous)
+            self._tell_watchers(None)
+
+    def _tell_watchers(self, info: ProposalInfo | None) -> None:
+        for watcher in list(self.watchers):
+            try:
+                watcher(info)
+            except Exception:  # a display's failure must not decide the proposal
+                pass
 
     def _wait(self, info: ProposalInfo, timeout_s: float | None) -> Decision:
         deadline = time.monotonic() + timeout_s if timeout_s else None
@@ -165,6 +175,43 @@ class ApprovalGate:
         if decision is not None:
             self.decide(decision.choice, decision.reason, experiment=info.experiment, files=decision.files,
                         source=decision.source or "terminal")
+
+
+# -- answers from another process ----------------------------------------------------------------
+
+OUTSIDE_CHOICES = ("run", "skip")   # what decision.json carries (stop goes through the stop request)
+
+
+class NoProposalWaiting(CampaignError):
+    """The campaign waits on no proposal, or on another one than the one answered."""
+
+
+def waiting_proposal(paths: CampaignPaths) -> dict | None:
+    """Returns the proposal the campaign's live runner waits on (its live.json record), or None."""
+    state = read_json(paths.live) or {}
+    proposal = state.get("waiting_proposal")
+    if not isinstance(proposal, dict) or not process_alive(state.get("runner_pid")):
+        return None
+    return proposal
+
+
+def decide_from_outside(paths: CampaignPaths, choice: str, reason: str = "", experiment: int | None = None) -> dict:
+    """Writes the answer to the waiting proposal to .autoresearch/decision.json, where the runner's
+    gate reads it (the sidebar and `autoresearch approve|skip` in another terminal); returns the record."""
+    if choice not in OUTSIDE_CHOICES:
+        raise CampaignError(f"from another process a proposal can be answered with {', '.join(OUTSIDE_CHOICES)}, "
+                            f"not {choice!r} (`autoresearch stop` stops the loop)")
+    proposal = waiting_proposal(paths)
+    if proposal is None:
+        raise NoProposalWaiting("the campaign is not waiting on a proposal: nothing to run or skip "
+                                "(start the loop with --approve)")
+    number = proposal.get("experiment")
+    if experiment is not None and experiment != number:
+        raise NoProposalWaiting(f"proposal #{experiment} is no longer waiting (#{number} is): "
+                                "refresh and decide again")
+    record = {"experiment": number, "decision": choice, "reason": (reason or "").strip(), "decided_at": time.time()}
+    write_json_atomic(paths.decision, record)
+    return record
 
 
 # -- the terminal front end ------------------------------------------------------------------------

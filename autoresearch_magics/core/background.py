@@ -79,6 +79,7 @@ class Job:
     report_every: int | None = None             # loop only: experiments between progress messages
     executor: object | None = None              # loop only: run batches on this executor (core.executors)
     parallel: int | None = None                 # loop only: experiments per batch
+    gate: object | None = None                  # loop only: approve mode's ApprovalGate (core.approval)
     state: JobState = QUEUED
     ahead: int = 0                              # jobs that run before this one starts
     results: list[ExperimentResult] = field(default_factory=list)
@@ -147,12 +148,17 @@ class JobQueue:
 
     def submit_loop(self, proposer: Proposer | None = None, max_proposals: int | None = None, *,
                     listener: CampaignListener | None = None, report_every: int | None = None,
-                    executor=None, parallel: int | None = None) -> Job:
-        """Queues a loop of experiments until a stop rule holds or `max_proposals` ran; returns its job."""
+                    executor=None, parallel: int | None = None, gate=None) -> Job:
+        """Queues a loop of experiments until a stop rule holds or `max_proposals` ran; returns its job.
+        With `gate`, each proposal waits there (on the worker thread) for a decision; a stop of the job
+        also ends the wait."""
         proposer = proposer or RerunProposer()
-        return self._submit(Job(0, "loop", proposer.name, listener or CampaignListener(), proposer=proposer,
-                                max_proposals=max_proposals, report_every=report_every, executor=executor,
-                                parallel=parallel))
+        job = Job(0, "loop", proposer.name, listener or CampaignListener(), proposer=proposer,
+                  max_proposals=max_proposals, report_every=report_every, executor=executor,
+                  parallel=parallel, gate=gate)
+        if gate is not None:
+            gate.stop_event = job.stop_event
+        return self._submit(job)
 
     def _submit(self, job: Job) -> Job:
         with self._cond:
@@ -253,7 +259,7 @@ class JobQueue:
         if job.kind == "loop":
             options = {} if job.report_every is None else {"report_every": job.report_every}
             run_loop(self.campaign, job.proposer, job.max_proposals, listener=listener, stop_event=job.stop_event,
-                     executor=job.executor, parallel=job.parallel, **options)
+                     executor=job.executor, parallel=job.parallel, gate=job.gate, **options)
             return
         if job.stop_event.is_set():
             return

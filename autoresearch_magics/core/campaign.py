@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from . import templates, validation
@@ -17,6 +17,7 @@ from .experiment_index import ExperimentIndex
 from .ledger import Ledger, experiment_ref
 from .live import read_json, read_live
 from .lock import RunnerLock
+from .notes import latest_notes, skipped_proposals
 from .paths import CampaignPaths, find_campaign_root
 from .results import ResultsFile
 from .stop_rules import stop_state
@@ -24,6 +25,7 @@ from .stop_rules import stop_state
 # Reference-layout files committed on attach when the folder was not yet under git.
 REFERENCE_FILES = ("train.py", "prepare.py", "program.md", "pyproject.toml", "README.md")
 SHOW_TAIL_LINES = 40  # log lines `show` returns by default
+STATUS_NOTES = 3      # latest steering notes `status` shows
 # Settings that define what results mean; changing them needs a new campaign.
 FIXED_SETTINGS = ("metric", "direction", "budget_s", "command")
 
@@ -223,6 +225,8 @@ class Campaign:
             "baseline": baseline, "best": best_brief, "latest": summaries[-1] if summaries else None,
             "running": read_live(self.paths),
             "results_path": str(self.paths.results),
+            "notes": [{"text": n.text, "at": n.at} for n in latest_notes(self.paths, STATUS_NOTES)],
+            "skipped": len(skipped_proposals(self.paths)),
         }
 
     def _summarise(self, rows: list[dict]) -> dict:
@@ -240,6 +244,10 @@ class Campaign:
         """Returns experiment `number`'s row, its diff against its parent and the tail of its log."""
         sha = self.ledger.resolve(experiment_ref(self.config.tag, number))
         rows = [r for r in self.rows() if r.get("experiment") == str(number)]
+        skipped = [asdict(s) for s in skipped_proposals(self.paths) if s.experiment == number]
+        if sha is None and not rows and skipped:   # proposals numbered `number` that were not run
+            return {"experiment": number, "commit": None, "parent": None, "row": None, "rows": [], "diff": "",
+                    "log_path": "", "log_tail": [], "skipped": skipped}
         if sha is None and not rows:
             raise CampaignError(f"no experiment {number} in campaign {self.config.tag}: "
                                 f"`autoresearch results` lists them (1..{self.next_experiment() - 1})")
@@ -256,7 +264,7 @@ class Campaign:
         if not log_path.is_absolute():
             log_path = self.paths.root / log_path
         return {"experiment": number, "commit": sha, "parent": parent, "row": row, "rows": rows,
-                "diff": diff, "log_path": str(log_path), "log_tail": _tail(log_path, tail_lines)}
+                "diff": diff, "log_path": str(log_path), "log_tail": _tail(log_path, tail_lines), "skipped": skipped}
 
     def request_stop(self) -> bool:
         """Asks the campaign's runner (in whatever process) to stop its running experiment."""

@@ -16,6 +16,7 @@ from .events import CampaignListener
 from .keep_rules import KeepRule, keep_rule_for
 from .proposers import Proposal, Proposer, RerunProposer
 from .recovery import recover
+from .review import review_proposal
 from .stop_rules import stop_state
 from .working_copy import working_copy
 
@@ -26,7 +27,7 @@ MAX_PROPOSAL_FAILURES = 3  # consecutive failed proposals (agent crash, hang, no
 class LoopResults(list):
     """The loop's results (a list of ExperimentResult) plus why it ended."""
 
-    ended_by = ""        # stop rule | maximum | proposer done | stop requested | proposal failures | executor
+    ended_by = ""        # stop rule | maximum | proposer done | stop requested | edit | proposal failures | executor
 
     @property
     def failed(self) -> bool:
@@ -101,12 +102,19 @@ class _Opening:
 def run_loop(campaign, proposer: Proposer | None = None, max_proposals: int | None = None, *,
              executor=None, parallel: int | None = None, listener: CampaignListener | None = None,
              stop_event: threading.Event | None = None, keep_rule: KeepRule | None = None,
-             report_every: int = REPORT_EVERY) -> LoopResults:
+             report_every: int = REPORT_EVERY, gate=None, on_edit=None) -> LoopResults:
     """Runs batches of up to `parallel` experiments (default: one at a time on this machine; with an
-    executor, what it can hold) until a stop rule holds, `max_proposals` ran, the proposer is out of
-    ideas or a stop is requested; returns every run's result. Never asks for confirmation."""
+    executor, what it can hold) until a stop rule holds, `max_proposals` were made, the proposer is
+    out of ideas or a stop is requested; returns every run's result.
+
+    Each proposal is reviewed first (core/review.py): an exact repeat of an earlier experiment is
+    skipped; with `gate` (an ApprovalGate, approve mode) each one waits for run / edit / skip / stop.
+    A skipped proposal counts toward `max_proposals`. "Edit" without edited files ends the loop
+    after handing the proposal to `on_edit(proposal)` (the notebook turns it into a %%experiment
+    cell, which runs once the loop has made way)."""
     loop = _Loop(campaign, proposer or RerunProposer(), max_proposals, listener or CampaignListener(),
                  stop_event or threading.Event(), report_every)
+    loop.gate, loop.on_edit = gate, on_edit
     with runner(campaign, "loop", loop.listener, executor, parallel, loop.stop_event, keep_rule) as engine:
         if parallel is None:
             engine.ready()   # the executor's capacity sets the batch size
@@ -128,7 +136,9 @@ class _Loop:
         self.campaign, self.proposer, self.max_proposals = campaign, proposer, max_proposals
         self.listener, self.stop_event, self.report_every = listener, stop_event, report_every
         self.results = LoopResults()
-        self.proposals = self.failures = 0
+        self.proposals = self.failures = self.repeats = 0
+        self.gate = self.on_edit = None
+        self.origins: dict[int, Proposal] = {}   # id(reviewed proposal) -> the proposer's own, for observe
 
     def end(self, why: str, message: str = "") -> None:
         if message:
@@ -159,7 +169,50 @@ class _Loop:
         self.failures = 0
         if not proposals:
             self.end("proposer done", f"proposer {self.proposer.name} has nothing more to propose")
-        return baseline + proposals
+        return baseline + self.reviewed(proposals)
+
+    def reviewed(self, proposals: list[Proposal]) -> list[Proposal]:
+        """Returns the proposals to run after comparing each with what was tried and, in approve
+        mode, asking; the others are recorded as skipped and told to the proposer."""
+        if isinstance(self.proposer, RerunProposer):
+            return proposals   # re-running the working copy is the point of this proposer
+        kept: list[Proposal] = []
+        for index, proposal in enumerate(proposals):
+            if self.results.ended_by:   # a stop or an edit ended the loop: the rest are not asked about
+                self.proposer.dropped(self.campaign, proposal)
+                continue
+            review = review_proposal(self.campaign, proposal, gate=self.gate, proposer=self.proposer.name)
+            if review.action == "run":
+                if review.similarity.kind and not review.similarity.is_repeat:
+                    self.listener.message(f"note: {review.similarity.message}")
+                kept.append(review.proposal)
+                self.origins[id(review.proposal)] = proposal
+                self.repeats = 0
+                continue
+            self.proposer.dropped(self.campaign, proposal)
+            if review.action == "skip":
+                self.skipped(review)
+            elif review.action == "edit":
+                if self.on_edit is not None:
+                    self.on_edit(review.proposal)
+                self.end("edit", f"proposal {proposal.description!r} goes to a %%experiment cell to edit; "
+                                 f"the loop ends here (start it again to go on)")
+            else:
+                self.stop_event.set()
+                self.end("stop requested", "loop stopped at the proposal" + (f": {review.reason}" if review.reason else ""))
+        return kept
+
+    def skipped(self, review) -> None:
+        """Says why a proposal was not run; it counts toward --max, and repeats in a row as failures."""
+        self.proposals += 1
+        why = review.reason or "no reason given"
+        self.listener.message(f"skipped proposal {review.proposal.description!r}: {why}")
+        if review.similarity.is_repeat and self.gate is None:
+            # an agent that only repeats itself would otherwise propose for ever
+            self.repeats += 1
+            if proposal_failed(ProposalError(f"it repeats experiment {review.similarity.experiment}"),
+                               self.repeats, self.proposer, self.listener):
+                self.end("proposal failures")
 
     def run(self, engine, batch: list[Proposal | None]) -> None:
         """Runs one batch and learns from it."""
@@ -169,7 +222,8 @@ class _Loop:
         for candidate in candidates:
             if candidate.proposal is not None:
                 self.proposals += 1
-                self.proposer.observe(self.campaign, candidate.proposal, candidate.runs[-1])
+                proposal = self.origins.pop(id(candidate.proposal), candidate.proposal)
+                self.proposer.observe(self.campaign, proposal, candidate.runs[-1])
         if engine.stopped:  # a stop asked for by another process ends the loop too
             self.stop_event.set()
         if done and all(r.crash_reason.startswith("could not submit") for r in done):

@@ -32,6 +32,9 @@ class Proposer:
         when this attempt failed."""
         raise NotImplementedError
 
+    def dropped(self, campaign, proposal: Proposal) -> None:
+        """Called for a proposal that will not run (skipped, a repeat, or the loop ended first)."""
+
     def observe(self, campaign, proposal: Proposal, result) -> None:
         """Learns the outcome of a proposal (a sweep reports it to its study). Default: nothing."""
 

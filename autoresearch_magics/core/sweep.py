@@ -96,6 +96,12 @@ class SweepProposer(Proposer):
         self._trials[id(proposal)] = trial
         return proposal
 
+    def dropped(self, campaign, proposal):
+        import optuna
+        trial = self._trials.pop(id(proposal), None)
+        if trial is not None:   # not run: pruned, so the study holds no trial RUNNING for ever
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
     def observe(self, campaign, proposal, result):
         import optuna
         trial = self._trials.pop(id(proposal), None)

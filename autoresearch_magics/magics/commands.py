@@ -10,17 +10,19 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
+from ..core.approval import decide_from_outside
 from ..core.background import CANCELLED, FAILED
 from ..core.campaign import Campaign
 from ..core.errors import CampaignError
 from ..core.hardware import describe_hardware
 from ..core.live import read_live
+from ..core.notes import add_note
 from ..core.paths import CampaignPaths
 from ..core.proposers import make_proposer
 from ..presentation.dashboard import live_dashboard
 from ..presentation.live_output import publish_all
 from ..presentation.text import format_result, format_show, format_status
-from ..verbs import executor_options, init_settings, proposer_options, stop_rule_settings
+from ..verbs import approval_gate, executor_options, init_settings, proposer_options, stop_rule_settings
 from .edit import experiment_cell, fallback_widget, prefill_blocker
 
 STOP_WAIT_S = 15.0      # how long `stop` waits for the stopped run to be recorded
@@ -73,10 +75,14 @@ def cmd_loop(ctx, args):
     proposer = make_proposer(session.campaign, args.proposer, **proposer_options(args))
     if stop_rule_settings(args):
         session.campaign.update_stop_rules(**stop_rule_settings(args))
+    gate = approval_gate(args, session.campaign)   # waits on the worker thread; answered from this one
     panel = ctx.new_panel(session, proposer.name, kind="loop")
     parallel = executor_options(args, session.campaign) or {}
     job = ctx.submit(session, panel, lambda listener: session.queue.submit_loop(
-        proposer, args.max_proposals, listener=listener, report_every=args.report_every, **parallel))
+        proposer, args.max_proposals, listener=listener, report_every=args.report_every, gate=gate, **parallel))
+    if gate is not None:
+        session.gate = gate
+        panel.attach_gate(gate, lambda info: offer_proposal_cell(ctx, session, info, in_widget=True))
     ctx.show(panel, job)
     if args.wait:
         return _wait(ctx, session, None)
@@ -114,8 +120,70 @@ def cmd_show(ctx, args):
     print(format_show(ctx.session().reader.show(args.number, args.lines)))
 
 
+def cmd_note(ctx, args):
+    note = add_note(ctx.session().reader.paths, " ".join(args.text))
+    print(f"noted ({note.date}): {note.text}")
+
+
+def cmd_approve(ctx, args):
+    session = ctx.session()
+    waiting = session.gate.waiting if session.gate is not None else None
+    if args.edit:
+        if waiting is None:
+            raise CampaignError("no proposal of this kernel's loop is waiting: nothing to edit")
+        offer_proposal_cell(ctx, session, waiting)
+        session.gate.decide("edit", experiment=waiting.experiment)
+        return None
+    _answer(session, waiting, "run", "")
+    return None
+
+
+def cmd_skip(ctx, args):
+    session = ctx.session()
+    _answer(session, session.gate.waiting if session.gate is not None else None, "skip", args.reason)
+
+
+def _answer(session, waiting, choice: str, reason: str) -> None:
+    """Answers the waiting proposal: this kernel's gate at once, else a loop of another process."""
+    if waiting is not None and session.gate.decide(choice, reason, experiment=waiting.experiment):
+        number = waiting.experiment
+    else:
+        number = decide_from_outside(session.reader.paths, choice, reason)["experiment"]
+    print(f"proposal #{number} " + ("runs" if choice == "run" else "skipped" + (f": {reason}" if reason else "")))
+
+
+def offer_proposal_cell(ctx, session, info, in_widget: bool = False):
+    """Puts a waiting proposal into the next cell under %%experiment (or shows the cell to copy);
+    `in_widget`: called from a button, where a cell cannot be pre-filled, so returns the widget to show."""
+    editable = session.reader.config.editable[0]
+    source = info.files.get(editable) or (session.reader.paths.root / editable).read_text()
+    cell = experiment_cell(info.description, source)
+    blocker = "this button" if in_widget else prefill_blocker(ctx.shell)
+    if in_widget:
+        return fallback_widget(cell, blocker, str(session.reader.paths.root / editable))
+    if blocker:
+        if ctx.use_widgets:
+            display(fallback_widget(cell, blocker, str(session.reader.paths.root / editable)))
+        else:
+            print(f"{blocker} cannot pre-fill the next cell. Copy this into a new cell:\n")
+            print(cell)
+        return None
+    ctx.shell.set_next_input(cell, replace=False)
+    print(f"the next cell holds proposal #{info.experiment} under %%experiment: edit it and run it "
+          f"(the loop ends, so it runs next)")
+    return None
+
+
 def cmd_stop(ctx, args):
     session = ctx.session()
+    waiting = session.gate.waiting if session.gate is not None else None
+    if waiting is not None and session.gate.decide("stop", "stopped with %autoresearch stop",
+                                                   experiment=waiting.experiment):
+        print(f"stopping the loop at proposal #{waiting.experiment} (not run)")
+        job = session.queue.current
+        if job is not None:
+            job.done_event.wait(STOP_WAIT_S)
+        return
     running, cancelled = session.queue.stop()
     if running is not None:
         what = f"the loop" if running.kind == "loop" else f"experiment {running.description!r}"
@@ -190,7 +258,7 @@ def cmd_edit(ctx, args):
 
 COMMANDS = {"init": cmd_init, "run": cmd_run, "loop": cmd_loop, "status": cmd_status, "results": cmd_results,
             "show": cmd_show, "stop": cmd_stop, "report": cmd_report, "hardware": cmd_hardware, "edit": cmd_edit, "wait": cmd_wait,
-            "plot": cmd_plot, "panel": cmd_panel}
+            "plot": cmd_plot, "panel": cmd_panel, "note": cmd_note, "approve": cmd_approve, "skip": cmd_skip}
 
 
 # -- shared helpers --------------------------------------------------------------------------------

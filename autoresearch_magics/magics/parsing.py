@@ -43,6 +43,9 @@ MAGIC_OPTIONS: dict[str, list] = {
     "run": [WAIT],
     "loop": [WAIT],
     "status": [arg("--text", action="store_true", help="plain text instead of the live dashboard")],
+    "approve": [arg("--edit", action="store_true",
+                    help="instead of running it, put the proposal into the next cell under %%experiment to edit "
+                         "(the loop ends, so that cell runs next)")],
 }
 
 ALL_VERBS: dict[str, tuple[str, list]] = {

@@ -24,6 +24,7 @@ class Session:
         self.queue = JobQueue(campaign, max_queued)
         self.jobs: list[tuple[Job, object]] = []   # (job, its panel), oldest first
         self.reported: set[int] = set()            # ids of jobs whose outcome `wait` printed
+        self.gate = None                           # the approve-mode gate of this kernel's latest loop
 
     @property
     def root(self) -> Path:

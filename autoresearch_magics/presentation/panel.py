@@ -69,6 +69,15 @@ class ExperimentPanel(JobListener):
                                    _dom_classes=("autoresearch-panel", LIVE_CLASS))
         self.output = LiveOutput(self.widget, self.static_html, lambda: self.finished)
 
+    def attach_gate(self, gate, on_edit=None):
+        """Adds approve mode's proposal view (waiting proposal and its buttons) below the header."""
+        from .proposal_view import ProposalView
+        self.proposal_view = ProposalView(gate, self._batch, on_edit)
+        children = list(self.widget.children)
+        children.insert(children.index(self.pulse) + 1, self.proposal_view.widget)
+        self.widget.children = tuple(children)
+        return self.proposal_view
+
     def _repr_mimebundle_(self, **kwargs):
         return self.output.combined_bundle()
 

@@ -136,8 +136,26 @@ def campaign_report(campaign, hardware: dict | None = None, plot_path: str | Non
             lines += ["", "## Crashes", "", "| # | description | reason |", "|---|---|---|"]
             for _, row in crashes.iterrows():
                 lines.append(f"| {row['experiment']} | {_cell(row['description'])} | {_cell(row['crash_reason'])} |")
+    lines += _steering(campaign)
     lines += ["", "## Next steps", "", *[f"- {step}" for step in next_steps(table, status, noise_sd)], ""]
     return "\n".join(lines)
+
+
+def _steering(campaign) -> list[str]:
+    """Returns the report's notes and skipped-proposals sections (none when there are none)."""
+    from ..core.notes import latest_notes, skipped_proposals
+    lines = []
+    notes = latest_notes(campaign.paths, None)
+    if notes:
+        lines += ["", "## Notes", "", *[f"- {note.date}: {note.text}" for note in notes]]
+    skipped = skipped_proposals(campaign.paths)
+    if skipped:
+        lines += ["", "## Skipped proposals", "", "Not run; the reason was given to the next proposals.", "",
+                  "| # | description | by | reason |", "|---|---|---|---|"]
+        for s in skipped:
+            lines.append(f"| {s.experiment if s.experiment is not None else ''} | {_cell(s.description)} | "
+                         f"{s.source} | {_cell(s.reason or '-')} |")
+    return lines
 
 
 def _cell(text) -> str:

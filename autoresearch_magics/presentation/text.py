@@ -52,6 +52,11 @@ def format_status(status: dict) -> str:
     if running:
         lines.append(f"running: #{running['experiment']} {running['description']!r} "
                      f"{100 * running.get('training_fraction', 0):.0f}% of budget, loss {running.get('loss')}")
+    for note in status.get("notes") or ():
+        lines.append(f"note ({note['at'][:16].replace('T', ' ')}): {note['text']}")
+    if status.get("skipped"):
+        lines.append(f"skipped proposals: {status['skipped']} (not run; `show N` shows one, the agent's prompt "
+                     f"lists their reasons)")
     return "\n".join(lines)
 
 
@@ -71,7 +76,21 @@ def format_results(frame, metric: str) -> str:
 
 
 def format_show(detail: dict) -> str:
-    """Returns one experiment's record, diff and log tail as text."""
+    """Returns one experiment's record, diff and log tail as text (and any proposal skipped under its number)."""
+    skipped = [_format_skipped(s) for s in detail.get("skipped") or ()]
+    if detail["commit"] is None and not detail["rows"] and skipped:
+        return "\n\n".join(skipped)
+    return "\n\n".join([_format_run(detail), *skipped])
+
+
+def _format_skipped(skipped: dict) -> str:
+    why = skipped.get("reason") or "no reason given"
+    head = (f"proposal {skipped['experiment']} skipped ({skipped.get('source', 'user')}, "
+            f"{str(skipped.get('at', ''))[:16].replace('T', ' ')}): {skipped['description']}")
+    return "\n".join([head, f"reason: {why}", "", "--- proposed diff ---", skipped.get("diff") or "(no diff recorded)"])
+
+
+def _format_run(detail: dict) -> str:
     row = detail["row"] or {}
     lines = [f"experiment {detail['experiment']} commit {(detail['commit'] or '?')[:7]} "
              f"parent {(detail['parent'] or '?')[:7]}"]

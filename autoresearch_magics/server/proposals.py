@@ -8,13 +8,11 @@ the server's only write, and like it it touches no repository and no results.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import tornado.web
 
-from ..core.errors import CampaignError
-from ..core.live import process_alive, read_json, write_json_atomic
+from ..core.approval import NoProposalWaiting, decide_from_outside, waiting_proposal  # noqa: F401 (the route's errors)
 from ..core.paths import CampaignPaths
 from .handlers import _Handler
 
@@ -25,10 +23,6 @@ MAX_REASON_CHARS = 2000
 
 class BadDecision(ValueError):
     """The request body is not a decision this route accepts (400)."""
-
-
-class NoProposalWaiting(CampaignError):
-    """The campaign waits on no proposal, or on another one than the client saw (409)."""
 
 
 def parse_decision(body: bytes) -> dict:
@@ -53,28 +47,9 @@ def parse_decision(body: bytes) -> dict:
     return {"decision": decision, "reason": reason.strip(), "experiment": experiment}
 
 
-def waiting_proposal(paths: CampaignPaths) -> dict | None:
-    """Returns the proposal the campaign's live runner waits on, or None."""
-    state = read_json(paths.live) or {}
-    proposal = state.get("waiting_proposal")
-    if not isinstance(proposal, dict) or not process_alive(state.get("runner_pid")):
-        return None
-    return proposal
-
-
 def decide(folder: Path, choice: dict) -> dict:
     """Writes `choice` for the waiting proposal to .autoresearch/decision.json; returns what was written."""
-    paths = CampaignPaths.of(folder)
-    proposal = waiting_proposal(paths)
-    if proposal is None:
-        raise NoProposalWaiting("the campaign is not waiting on a proposal: nothing to run or skip")
-    number = proposal.get("experiment")
-    if choice["experiment"] is not None and choice["experiment"] != number:
-        raise NoProposalWaiting(f"proposal #{choice['experiment']} is no longer waiting (#{number} is): "
-                                "refresh and decide again")
-    record = {"experiment": number, "decision": choice["decision"], "reason": choice["reason"],
-              "decided_at": time.time()}
-    write_json_atomic(paths.decision, record)
+    record = decide_from_outside(CampaignPaths.of(folder), choice["decision"], choice["reason"], choice["experiment"])
     return {"written": True, **record}
 
 
