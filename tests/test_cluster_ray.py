@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray")
 
 from autoresearch_magics.core.executors import ExecutorError, make_executor  # noqa: E402
 from autoresearch_magics.core.executors.ray_executor import RayExecutor, connect  # noqa: E402
-from autoresearch_magics.core.parallel import run_parallel_loop  # noqa: E402
+from autoresearch_magics.core.loop import run_loop  # noqa: E402
 
 from test_parallel_support import (ValuesProposer, alive, in_thread, pids_of, rows_by_experiment,  # noqa: E402
                                    script_campaign, wait_for)
@@ -51,7 +51,7 @@ def test_a_batch_runs_on_the_two_node_cluster_two_at_once(address, tmp_path):
     campaign = script_campaign(tmp_path)
     proposer = ValuesProposer({"VALUE": 0.9, "SLEEP_S": 6.0}, {"VALUE": 0.8, "SLEEP_S": 6.0})
     executor = make_executor("ray", address=address)
-    results = run_parallel_loop(campaign, proposer, 2, executor=executor, parallel=2)
+    results = run_loop(campaign, proposer, 2, executor=executor, parallel=2)
 
     rows = rows_by_experiment(campaign)
     assert [rows[n][0]["status"] for n in (1, 2, 3)] == ["keep", "discard", "keep"]
@@ -115,12 +115,12 @@ def raylet_of(node: subprocess.Popen) -> psutil.Process:
 def test_a_run_whose_node_dies_runs_again_on_the_head(victim_node, tmp_path):
     campaign = script_campaign(tmp_path)
     executor = FirstOnVictim(ray.get_runtime_context().gcs_address)
-    run_parallel_loop(campaign, ValuesProposer(), None, executor=executor)   # the baseline, moved on by its retry
+    run_loop(campaign, ValuesProposer(), None, executor=executor)   # the baseline, moved on by its retry
     proposer = ValuesProposer({"VALUE": 0.5, "SLEEP_S": 30, "SPAWN": True})
     (campaign.pid_dir / "2.pid").unlink(missing_ok=True)
     victim = {n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("victim")}
     assert victim
-    thread, box = in_thread(run_parallel_loop, campaign, proposer, 1, executor=executor, parallel=1)
+    thread, box = in_thread(run_loop, campaign, proposer, 1, executor=executor, parallel=1)
     first_pids = wait_for(lambda: pids_of(campaign, 2), 120)
     (campaign.pid_dir / "2.pid").unlink()
     raylet_of(victim_node).kill()
@@ -198,9 +198,9 @@ def test_a_head_that_restarts_mid_run_is_reconnected_and_the_run_goes_on(address
     try:
         campaign = script_campaign(tmp_path)
         executor = RayExecutor(f"127.0.0.1:{port}", reconnect_wait_s=240)
-        run_parallel_loop(campaign, ValuesProposer(), None, executor=executor)
+        run_loop(campaign, ValuesProposer(), None, executor=executor)
         proposer = ValuesProposer({"VALUE": 0.5, "SLEEP_S": 20, "SPAWN": True})
-        thread, box = in_thread(run_parallel_loop, campaign, proposer, 1, executor=executor, parallel=1)
+        thread, box = in_thread(run_loop, campaign, proposer, 1, executor=executor, parallel=1)
         first_pids = wait_for(lambda: pids_of(campaign, 2), 120)
         (campaign.pid_dir / "2.pid").unlink()
         _stop(heads[0])                        # the head goes away mid-run...

@@ -17,7 +17,7 @@ from autoresearch_magics.core.executors import ExecutorError, make_executor  # n
 from autoresearch_magics.core.executors.base import TaskSink, TaskSpec  # noqa: E402
 from autoresearch_magics.core.executors.scheduler_state import (SlurmJobState, slurm_ending,  # noqa: E402
                                                                  stepd_cause)
-from autoresearch_magics.core.parallel import run_parallel_loop  # noqa: E402
+from autoresearch_magics.core.loop import run_loop  # noqa: E402
 
 from test_parallel_support import (ValuesProposer, alive, in_thread, pids_of, rows_by_experiment,  # noqa: E402
                                    script_campaign, wait_for)
@@ -81,7 +81,8 @@ def test_a_batch_runs_as_two_slurm_jobs_at_once(partition, tmp_path):
     campaign = script_campaign(tmp_path)
     proposer = ValuesProposer({"VALUE": 0.9, "SLEEP_S": 3.0}, {"VALUE": 0.8, "SLEEP_S": 3.0})
     executor = make_executor("slurm", partition=partition, folder=tmp_path / "jobs")
-    results = run_parallel_loop(campaign, proposer, 2, executor=executor, parallel=2)
+    run_loop(campaign, ValuesProposer(), None, executor=executor)          # the baseline, alone
+    results = run_loop(campaign, proposer, 2, executor=executor, parallel=2)
 
     rows = rows_by_experiment(campaign)
     assert [rows[n][0]["status"] for n in (1, 2, 3)] == ["keep", "discard", "keep"]
@@ -96,9 +97,9 @@ def test_a_batch_runs_as_two_slurm_jobs_at_once(partition, tmp_path):
 def test_a_job_cancelled_by_someone_else_says_cancelled_and_is_not_run_again(partition, tmp_path):
     campaign = script_campaign(tmp_path)
     executor = make_executor("slurm", partition=partition, folder=tmp_path / "jobs")
-    run_parallel_loop(campaign, ValuesProposer(), None, executor=executor)
+    run_loop(campaign, ValuesProposer(), None, executor=executor)
     proposer = ValuesProposer({"VALUE": 0.5, "SLEEP_S": 120, "SPAWN": True}, {"VALUE": 0.9, "SLEEP_S": 2.0})
-    thread, box = in_thread(run_parallel_loop, campaign, proposer, 2, executor=executor, parallel=2)
+    thread, box = in_thread(run_loop, campaign, proposer, 2, executor=executor, parallel=2)
     pids = wait_for(lambda: pids_of(campaign, 2), 90)
     job_id = wait_for(lambda: subprocess.run(["squeue", "-h", "-n", "autoresearch-t-2", "-o", "%i"],
                                              capture_output=True, text=True).stdout.strip(), 30)

@@ -119,7 +119,8 @@ def test_lost_worker_is_a_crash_with_its_reason_and_loses_no_other_result(cluste
     run_loop(campaign, ValuesProposer(), None, executor=RayExecutor())
     proposer = ValuesProposer({"VALUE": 0.9, "SLEEP_S": 2.0}, {"VALUE": 0.5, "SLEEP_S": 60, "SPAWN": True},
                               {"VALUE": 0.8, "SLEEP_S": 2.0})
-    thread, box = in_thread(run_loop, campaign, proposer, 3, executor=RayExecutor(), parallel=3)
+    # no retry here: the lost run itself is what this test looks at (test_cluster_ray.py covers the retry)
+    thread, box = in_thread(run_loop, campaign, proposer, 3, executor=RayExecutor(lost_retries=0), parallel=3)
     victim = wait_for(lambda: pids_of(campaign, 3))
     worker = next(p for p in psutil.Process(victim[0]).parents() if p.name().startswith("ray::"))
     worker.send_signal(signal.SIGKILL)

@@ -26,7 +26,7 @@ from pathlib import Path
 from .candidate import Candidate, files_at
 from .config import ENV_BUDGET, ENV_EXPERIMENT, ENV_SEED, now_utc
 from .events import CampaignListener, ExperimentResult
-from .executors.base import Executor, TaskResult, TaskSink, TaskSpec
+from .executors.base import ClusterLostError, Executor, TaskResult, TaskSink, TaskSpec
 from .journal import clear_journal, digest, write_journal
 from .keep_rules import Decision, KeepRule
 from .live import LiveState, write_json_atomic
@@ -203,6 +203,8 @@ class Engine:
         self._announce(run)
         try:
             run.handle = self.executor.submit(spec, str(run.log_path), sink)
+        except ClusterLostError:
+            raise                 # the cluster is gone: every later run would fail the same way
         except Exception as exc:  # this run crashes; the batch goes on
             run.handle = _NoHandle()
             sink.finished(TaskResult(None, f"could not submit: {type(exc).__name__}: {exc}"))
@@ -280,7 +282,9 @@ class Engine:
         self._finished.append(run)
         note = run.note(self.campaign.paths.root, self.executor.name)
         note["job_id"], note["node"] = task.job_id or run.job_id, task.node or run.node
-        run.candidate.runs.append(result_of(self.campaign, note, task.outcome, task.error, self._stop_reason()))
+        result = result_of(self.campaign, note, task.outcome, task.error, self._stop_reason())
+        result.lost_attempts = list(task.lost_attempts)
+        run.candidate.runs.append(result)
         run.candidate.runs.sort(key=lambda r: r.run)
         self._journal()
 

@@ -52,6 +52,7 @@ class ExperimentResult:
     launcher: str = "local"      # local | ray | slurm
     job_id: str = ""
     node: str = ""
+    lost_attempts: list[str] = field(default_factory=list)   # earlier attempts the cluster took away
 
     @property
     def delta(self) -> float | None:

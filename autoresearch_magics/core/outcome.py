@@ -116,4 +116,12 @@ def row_for(campaign, result: ExperimentResult) -> ResultRow:
                "crash_reason": result.crash_reason,
                "seed": "" if result.seed is None else result.seed, "log": result.log_path,
                "command": config.command, "launcher": result.launcher, "job_id": result.job_id,
-               "node": result.node, "evidence": result.evidence})
+               "node": result.node, "evidence": _with_lost_attempts(result)})
+
+
+def _with_lost_attempts(result: ExperimentResult) -> str:
+    """Returns the row's evidence, naming the attempts of this run a cluster took away and ran again."""
+    if not result.lost_attempts:
+        return result.evidence
+    lost = f"earlier attempts lost and run again: {'; '.join(result.lost_attempts)}"
+    return f"{result.evidence}; {lost}" if result.evidence else lost

@@ -419,6 +419,7 @@ class _LogSink:
         room = self.cap - self.written
         if room > 0:
             self.fh.write(data[:room])
+            self.fh.flush()   # whoever tails the log (the sidebar, a Slurm follower) sees lines as they come
             self.written += min(room, len(data))
             data = data[room:]
         if data:

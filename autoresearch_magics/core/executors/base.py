@@ -15,6 +15,10 @@ class ExecutorError(CampaignError):
     """An executor cannot start (missing extra, unreachable cluster); the message names the fix."""
 
 
+class ClusterLostError(ExecutorError):
+    """The cluster went away under a running loop (the head stopped, the connection broke)."""
+
+
 @dataclass
 class TaskSpec:
     """One run of one experiment, self-contained: it needs no shared filesystem and no git."""
@@ -49,6 +53,9 @@ class TaskResult:
     job_id: str = ""
     node: str = ""
     cancelled: bool = False
+    lost: bool = False              # the run never tested its idea (preempted, node or worker lost, cancelled)
+    scheduler_reason: str = ""      # the scheduler's own word for the end ("PREEMPTED", "CANCELLED by 0"...)
+    lost_attempts: list[str] = field(default_factory=list)  # earlier attempts of this run lost and run again
 
 
 class TaskSink:

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 
-from .base import Executor, ExecutorError, Handle, StreamLog, TaskSink, TaskSpec
+from .base import ClusterLostError, Executor, ExecutorError, Handle, StreamLog, TaskSink, TaskSpec
 from .scheduler_state import ClusterTaskResult, Ending, ray_ending, ray_node_alive
 from .worker import stream_task
 
@@ -37,10 +37,6 @@ INSTALL_HINT = "pip install 'autoresearch-magics[ray]'"
 LOST_RETRIES = 2           # default: how often a run lost with its worker or node is submitted again
 NODE_DEATH_WAIT_S = 10.0   # how long the GCS may take to mark a lost run's node dead
 RECONNECT_WAIT_S = 60.0    # how long a head that went away may take to come back
-
-
-class ClusterLostError(ExecutorError):
-    """The Ray cluster went away under a running loop (the head stopped, the connection broke)."""
 
 
 def _ray():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .base import TaskResult
 
@@ -30,20 +30,7 @@ SLURM_WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL
 STEPD_NOTE = re.compile(r"\*\*\* JOB (\d+) ON (\S+) CANCELLED AT (\S+)(?: DUE TO ([A-Z ]+?))? \*\*\*")
 
 
-@dataclass
-class ClusterTaskResult(TaskResult):
-    """A TaskResult with what the cluster said about the run's end.
-
-    lost: the run never got to test the idea (preempted, node or worker lost, cancelled by the
-      scheduler or an administrator); its outcome is no verdict on the idea.
-    scheduler_reason: the scheduler's own word for the end ("CANCELLED by 0", "PREEMPTED",
-      "ray node 1a2b3c4d died"...), "" when the run ended by itself.
-    lost_attempts: one line per earlier attempt of this same run that was lost and run again.
-    """
-
-    lost: bool = False
-    scheduler_reason: str = ""
-    lost_attempts: list[str] = field(default_factory=list)
+ClusterTaskResult = TaskResult   # lost, scheduler_reason and lost_attempts live on TaskResult itself
 
 
 @dataclass
