@@ -51,6 +51,7 @@ def test_a_batch_runs_on_the_two_node_cluster_two_at_once(address, tmp_path):
     campaign = script_campaign(tmp_path)
     proposer = ValuesProposer({"VALUE": 0.9, "SLEEP_S": 6.0}, {"VALUE": 0.8, "SLEEP_S": 6.0})
     executor = make_executor("ray", address=address)
+    run_loop(campaign, ValuesProposer(), None, executor=executor)          # the baseline, alone
     results = run_loop(campaign, proposer, 2, executor=executor, parallel=2)
 
     rows = rows_by_experiment(campaign)
