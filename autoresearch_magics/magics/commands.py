@@ -52,6 +52,8 @@ def cmd_init(ctx, args):
 def cmd_run(ctx, args):
     session = ctx.session()
     session.refuse_if_other_runner()
+    if args.prune is not None:
+        session.campaign.update_stop_rules(prune=args.prune)
     reader = session.reader
     files = None
     if session.queue.busy and reader.ledger.changed_paths(reader.config.editable):
@@ -160,6 +162,21 @@ def cmd_plot(ctx, args):
     display(Image(data=png, format="png"))
 
 
+def cmd_curves(ctx, args):
+    from ..presentation.plot import figure_png  # matplotlib loads on first use
+    from ..verbs import curves_figure, save_figure_png
+    reader = ctx.session().reader
+    if args.csv:
+        print(reader.curves(args.numbers or None).to_csv(index=False), end="")
+        return None
+    figure, _ = curves_figure(reader, args.numbers)
+    png = figure_png(figure)
+    if args.save:
+        print(f"saved {save_figure_png(reader, png, args.save)}")
+    display(Image(data=png, format="png"))
+    return None
+
+
 def cmd_wait(ctx, args):
     return _wait(ctx, ctx.session(), args.timeout)
 
@@ -190,7 +207,7 @@ def cmd_edit(ctx, args):
 
 COMMANDS = {"init": cmd_init, "run": cmd_run, "loop": cmd_loop, "status": cmd_status, "results": cmd_results,
             "show": cmd_show, "stop": cmd_stop, "report": cmd_report, "hardware": cmd_hardware, "edit": cmd_edit, "wait": cmd_wait,
-            "plot": cmd_plot, "panel": cmd_panel}
+            "plot": cmd_plot, "panel": cmd_panel, "curves": cmd_curves}
 
 
 # -- shared helpers --------------------------------------------------------------------------------
