@@ -86,6 +86,15 @@ def test_every_run_has_a_curve_a_crashed_one_too_and_the_cli_reads_them(tmp_path
     png = campaign.paths.root / "curves.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and "experiments 1, 2" in out.stdout
 
+    from autoresearch_magics.core.proposers import make_proposer
+    from autoresearch_magics.presentation.report import write_report
+    summary = write_report(campaign, tmp_path / "report")
+    assert "![learning curves](curves.png)" in summary.read_text()
+    assert (tmp_path / "report" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    agent = make_proposer(campaign, "agent", agent_cmd="true")
+    text = agent.curve_summary(campaign)
+    assert text.startswith("Learning curves") and "best #1" in text and "last #2" in text
+
 
 @pytest.mark.timeout(180)
 def test_with_prune_a_bad_edit_is_stopped_with_evidence_and_a_good_one_runs_to_the_end(tmp_path):
