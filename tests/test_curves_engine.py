@@ -188,3 +188,37 @@ def test_a_run_that_got_less_of_the_machine_is_rerun_then_marked(tmp_path):
     shares = [float(r["machine_share"]) for r in rows]
     assert shares[0] > shares[1] and shares[0] > shares[2]
     assert all(float(r["cpu_s"]) > 0 and r["other_cpu_s"] != "" for r in rows)
+
+
+@pytest.mark.timeout(180)
+def test_the_panel_draws_the_running_curve_over_the_best_from_the_engines_events(tmp_path):
+    from autoresearch_magics.core.events import CampaignListener
+    from autoresearch_magics.presentation.panel import ExperimentPanel
+
+    class Recorder(CampaignListener):
+        def __init__(self):
+            self.started, self.snapshots = [], []
+
+        def experiment_started(self, info):
+            self.started.append(info)
+
+        def updated(self, snapshot):
+            self.snapshots.append(snapshot)
+
+    campaign = _campaign(tmp_path)
+    campaign.run("baseline")
+    _edit(campaign, "FINAL_LOSS", 2.9)
+    heard = Recorder()
+    campaign.run("better", listener=heard)
+    best_curve = heard.started[-1]["best_curve"]
+    assert 10 < len(best_curve) <= 60 and best_curve[-1][0] > 1.5   # thinned, reaching the end of the budget
+    curves = [s["curve"] for s in heard.snapshots if s.get("curve")]
+    assert curves and all(len(c) <= 60 for c in curves) and len(curves[-1]) > len(curves[0])
+
+    panel = ExperimentPanel("val_bpb", BUDGET, "better")
+    panel.experiment_started(heard.started[-1])
+    for snapshot in heard.snapshots:
+        panel.updated(snapshot)
+    panel._batch.flush(wait=True)
+    svg = panel.curve.value
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2 and "this run" in svg and "best" in svg
