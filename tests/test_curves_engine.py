@@ -222,3 +222,16 @@ def test_the_panel_draws_the_running_curve_over_the_best_from_the_engines_events
     panel._batch.flush(wait=True)
     svg = panel.curve.value
     assert svg.startswith("<svg") and svg.count("<polyline") == 2 and "this run" in svg and "best" in svg
+
+
+def test_a_pruned_result_reads_well_in_the_terminal_and_the_panel():
+    from autoresearch_magics.core.events import ExperimentResult
+    from autoresearch_magics.presentation.panel import describe_outcome
+    from autoresearch_magics.presentation.text import format_result
+
+    evidence = "pruned at 42% of the budget: loss 5.91 against the best's 5.62, spread 0.03"
+    result = ExperimentResult(7, 1, "abcdef1234", "1234567", "discard", None, 3.0, "worse", evidence=evidence,
+                              pruned=True, machine_share=0.91)
+    assert format_result(result, "val_bpb") == f"experiment 7 [abcdef1] 'worse': DISCARD - {evidence}"
+    html = describe_outcome(result, "val_bpb")
+    assert "pruned at 42% of the budget" in html and "machine share 0.91" in html and "val_bpb -" in html

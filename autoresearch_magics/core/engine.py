@@ -194,7 +194,12 @@ class Engine:
         value = baseline.value
         best = None if value is None else {"value": value, "values": [r.metric for r in baseline.runs]}
         for candidate in candidates:
-            if candidate is not baseline and candidate.verdict is not None and candidate.verdict.status != Status.CRASH:
+            if candidate is baseline or candidate.verdict is None or candidate.verdict.status == Status.CRASH \
+                    or any(r.pruned for r in candidate.runs):
+                continue
+            if candidate.sha == baseline.sha:  # the baseline's own code: another measurement of it
+                candidate.verdict = remeasure_decision(baseline.number, [r.metric for r in candidate.runs])
+            else:
                 candidate.verdict = self.rule.decide(self.campaign, [r.metric for r in candidate.runs], best)
         return best
 

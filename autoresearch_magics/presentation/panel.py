@@ -294,4 +294,9 @@ def describe_outcome(result: ExperimentResult, metric: str) -> str:
         text += " (the first result: the baseline to beat)"
     if result.status == "discard":
         text += "; train.py reverted"
+    # why (the keep rule, a prune, a re-measurement, an unfair load) and how much of the machine it got
+    why = result.evidence + (f" · machine share {result.machine_share:.2f}" if result.machine_share is not None
+                             else "")
+    if why:
+        text += f"<br><span style='color:#57606a'>{esc(why)}</span>"
     return f"<div style='{MONO}'>{text}</div>"
