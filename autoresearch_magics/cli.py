@@ -62,6 +62,8 @@ def cmd_init(args):
 
 def cmd_run(args):
     campaign = _open(args)
+    if args.prune is not None:
+        campaign.update_stop_rules(prune=args.prune)
     results = campaign.run(args.message, seed=args.seed, listener=_TerminalListener(campaign.config.metric),
                            stop_event=_interrupt_event())
     return 0 if results[-1].status != "crash" else 1
@@ -100,6 +102,21 @@ def cmd_show(args):
     print(format_show(_open(args).show(args.number, args.lines)))
 
 
+def cmd_curves(args):
+    from .presentation.plot import figure_png
+    from .verbs import CURVES_NAME, curves_figure, save_figure_png
+    campaign = _open(args)
+    if args.csv:
+        frame = campaign.curves(args.numbers or None)
+        sys.stdout.write(frame.to_csv(index=False))
+        return 0
+    figure, frame = curves_figure(campaign, args.numbers)
+    shown = sorted({int(n) for n in frame["experiment"].dropna()})
+    saved = save_figure_png(campaign, figure_png(figure), args.save or CURVES_NAME)
+    print(f"wrote {saved} (experiments {', '.join(map(str, shown)) or 'none: no curves yet'})")
+    return 0
+
+
 def cmd_stop(args):
     campaign = _open(args)
     print("stop requested" if campaign.request_stop() else "nothing is running")
@@ -134,8 +151,8 @@ def cmd_hardware(args):
 
 
 COMMANDS = {"init": cmd_init, "run": cmd_run, "loop": cmd_loop, "status": cmd_status, "results": cmd_results,
-            "show": cmd_show, "stop": cmd_stop, "report": cmd_report, "hardware": cmd_hardware, "note": cmd_note,
-            "approve": cmd_approve, "skip": cmd_skip}
+            "show": cmd_show, "curves": cmd_curves, "stop": cmd_stop, "report": cmd_report, "hardware": cmd_hardware,
+            "note": cmd_note, "approve": cmd_approve, "skip": cmd_skip}
 
 
 def _interrupt_event() -> threading.Event:

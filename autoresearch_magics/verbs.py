@@ -13,9 +13,11 @@ from .core.approval import DEFAULT_TIMEOUT_ACTION, TIMEOUT_ACTIONS
 from .core.campaign import SHOW_TAIL_LINES
 from .core.config import (DEFAULT_BUDGET_S, DEFAULT_COMMAND, DEFAULT_METRIC, DIRECTIONS, KEEP_RULES,
                           STARTUP_ALLOWANCE_S, CampaignConfig)
+from .core.curves import default_experiments
 from .core.executors import EXECUTORS
 from .core.loop import REPORT_EVERY
-from .core.paths import PLOT_NAME, SUMMARY_NAME
+from .core.paths import CURVES_NAME, PLOT_NAME, SUMMARY_NAME
+
 from .core.proposers import PROPOSERS
 from .core.templates import DEFAULT as DEFAULT_TEMPLATE, names as template_names
 
@@ -31,6 +33,12 @@ _STOP_RULES = [
     _arg("--max-experiments", type=int, help="stop rule: attempts in the whole campaign, crashes included"),
     _arg("--deadline", help="stop rule: a duration from now (8h, 45m, 1h30m); saved as an absolute time"),
     _arg("--target", type=float, help="stop rule: stop once the best metric reaches this value"),
+]
+
+_PRUNE = [
+    _arg("--prune", action=argparse.BooleanOptionalAction, default=None,
+         help="stop a run early when its loss curve is hopelessly behind the best's at the same training time "
+              "(saved in the campaign; --no-prune turns it off)"),
 ]
 
 VERBS: dict[str, tuple[str, list]] = {
@@ -51,6 +59,7 @@ VERBS: dict[str, tuple[str, list]] = {
     "run": ("commit the current train.py as a hypothesis, run it, keep or revert, log a row", [
         _arg("-m", "--message", dest="message", default="", help="one-line hypothesis (the commit message)"),
         _arg("--seed", type=int, help="seed handed to the script (AUTORESEARCH_SEED)"),
+        *_PRUNE,
     ]),
     "loop": ("run experiments until a stop rule holds, proposing each one by itself", [
         _arg("--proposer", choices=PROPOSERS, default="rerun",
@@ -72,6 +81,7 @@ VERBS: dict[str, tuple[str, list]] = {
         _arg("--gpus-per-experiment", type=int, default=0,
              help="whole GPUs each experiment gets (0: CUDA_VISIBLE_DEVICES is empty)"),
         _arg("--partition", help="slurm: the partition to submit to"),
+        *_PRUNE,
         _arg("--approve", action="store_true",
              help="show each proposal (description, diff) and wait for run, edit, skip or stop before it runs"),
         _arg("--approve-timeout", dest="approve_timeout_s", type=float,
@@ -96,6 +106,12 @@ VERBS: dict[str, tuple[str, list]] = {
     "show": ("one experiment: its diff against its parent and the tail of its log", [
         _arg("number", type=int, help="experiment number"),
         _arg("--lines", type=int, default=SHOW_TAIL_LINES, help="log lines to show"),
+    ]),
+    "curves": ("overlay learning curves by training time, the best highlighted (default: the best and the latest)", [
+        _arg("numbers", nargs="*", type=int, metavar="N", help="experiments to show"),
+        _arg("--csv", action="store_true", help="print the curves as CSV (one row per point) instead"),
+        _arg("--save", nargs="?", const=CURVES_NAME,
+             help=f"also save the figure (default {CURVES_NAME} in the campaign folder)"),
     ]),
     "stop": ("stop the running experiment (in whatever process runs it)", []),
     "report": (f"write {SUMMARY_NAME} and {PLOT_NAME} (the shareable campaign report)", [
@@ -138,8 +154,32 @@ def executor_options(args: argparse.Namespace, campaign) -> dict | None:
 
 def stop_rule_settings(args: argparse.Namespace) -> dict:
     """Returns the stop-rule and keep-rule settings given on the command line."""
-    keys = ("max_experiments", "deadline", "target", "keep_rule")
+    keys = ("max_experiments", "deadline", "target", "keep_rule", "prune")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def curves_figure(campaign, numbers: list[int] | None):
+    """Returns (figure, curves DataFrame) of the curves verb: the given experiments, else the best and
+    the latest ones."""
+    from .presentation.curves_plot import plot_curves  # matplotlib loads on first use
+    best = campaign.best()
+    best_number = int(best["key"]) if best and str(best.get("key", "")).isdigit() else None
+    frame = campaign.curves(numbers or default_experiments(campaign))
+    labels = {int(k): rows[-1].get("description", "")[:30] for k, rows in campaign.experiments().items()
+              if str(k).isdigit()}
+    return plot_curves(frame, best_number, labels=labels), frame
+
+
+def save_figure_png(campaign, png: bytes, where: str) -> "Path":
+    """Writes `png` to `where` (relative to the campaign folder), never over a file the tool did not
+    write (tracked, or yours: then into the report folder); returns the path written."""
+    from pathlib import Path
+    from .core.outputs import OutputRecord
+    target = Path(where).expanduser()
+    target = target if target.is_absolute() else campaign.paths.root / target
+    outputs = OutputRecord(campaign)
+    folder = outputs.choose_folder(target.parent, [target.name], campaign.paths.state / "report")
+    return outputs.write(folder / target.name, png)
 
 
 def proposer_options(args: argparse.Namespace) -> dict:

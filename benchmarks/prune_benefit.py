@@ -12,6 +12,12 @@ ratchet itself is the few lines of `campaign` below.
 
     python benchmarks/prune_benefit.py [--edits 60] [--budget 2]
     python benchmarks/prune_benefit.py --tinylm [--edits 8] [--budget 30]
+    python benchmarks/prune_benefit.py --engine [--edits 60] [--budget 2]
+
+With --engine the two campaigns are real ones through the whole engine: `Campaign.init` on the
+synthetic script, a baseline, then `run_loop` with a proposer handing out the edits as train.py
+texts, with the campaign's `prune` setting off and on (git commits, results.tsv, curve files and
+the verdict checks included; the baseline is run once, so the pruner uses its default spread).
 
 Prints, side by side: experiments per hour, the final best, keeps, pruned runs, how many improving
 edits (kept without pruning) were pruned, and how well the loss at 30% of the budget ranks the
@@ -149,6 +155,58 @@ def campaign(edits: list[dict], budget: float, prune: bool, folder: Path, templa
             "per_hour": (len(edits) + 1) / elapsed * 3600}
 
 
+def engine_campaign(edits: list[dict], budget: float, prune: bool, folder: Path) -> dict:
+    """Runs the synthetic campaign through the engine (baseline, then every edit as a loop); returns
+    the tallies `campaign` returns."""
+    from autoresearch_magics.core.campaign import Campaign
+    from autoresearch_magics.core.loop import run_loop
+    from autoresearch_magics.core.proposers import Proposal, Proposer
+
+    def script(constants: dict) -> str:
+        text = SCRIPT.read_text()
+        for name, value in {"STEPS": STEPS, **constants}.items():
+            text = re.sub(rf"^{name} = [^#\n]*?(\s*#)", rf"{name} = {value!r}\1", text, count=1, flags=re.M)
+        return text
+
+    class Edits(Proposer):
+        name = "edits"
+
+        def __init__(self) -> None:
+            self.left = list(enumerate(edits, start=2))
+
+        def propose(self, campaign):
+            if not self.left:
+                return None
+            number, edit = self.left.pop(0)
+            constants = {k: v for k, v in edit.items() if k.isupper()}
+            return Proposal(f"edit {number}: " + " ".join(f"{k}={v}" for k, v in constants.items()),
+                            {"train.py": script(constants)})
+
+    folder.mkdir(parents=True)
+    (folder / "train.py").write_text(script(BASELINE))
+    start = time.monotonic()
+    camp = Campaign.init(folder, tag="bench", budget_s=budget)
+    camp.update_stop_rules(prune=prune)
+    camp.run("baseline")
+    run_loop(camp, Edits(), len(edits), report_every=10 ** 6)
+    elapsed = time.monotonic() - start
+    curves = camp.curves()
+    results = []
+    for key, rows in camp.experiments().items():
+        number = int(key)
+        if number < 2:
+            continue
+        row = rows[-1]
+        value = float(row["val_bpb"]) if row["status"] != "crash" else None
+        used = curves.loc[curves["experiment"] == number, "progress"].max()
+        results.append({"number": number, "improving": edits[number - 2]["improving"],
+                        "pruned": row["evidence"].startswith("pruned at"), "evidence": row["evidence"],
+                        "value": value if value is not None and value == value else None,
+                        "kept": row["status"] == "keep", "used": 0.0 if used != used else float(used)})
+    return {"results": results, "best": camp.best()["value"], "elapsed_s": elapsed,
+            "per_hour": (len(edits) + 1) / elapsed * 3600}
+
+
 def curve_prediction(folder: Path, results: list[dict]) -> tuple[float, int]:
     """Returns (Spearman correlation of the loss at 30% of the budget with the final val_bpb, runs)."""
     import pandas as pd
@@ -164,19 +222,28 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=60, help="number of edits after the baseline")
     parser.add_argument("--budget", type=float, default=2.0, help="training seconds per run")
     parser.add_argument("--tinylm", action="store_true", help="run the tinylm template instead of the synthetic script")
+    parser.add_argument("--engine", action="store_true",
+                        help="run the synthetic campaigns through the whole engine (Campaign, run_loop, prune setting)")
     args = parser.parse_args()
+    if args.engine and args.tinylm:
+        raise SystemExit("--engine runs the synthetic script; leave out --tinylm")
     edits = tinylm_edit_list(args.edits) if args.tinylm else edit_list(args.edits)
     template = TINYLM if args.tinylm else None
     with tempfile.TemporaryDirectory(prefix="prune-benefit-") as tmp:
-        full = campaign(edits, args.budget, prune=False, folder=Path(tmp) / "full", template=template)
-        pruned = campaign(edits, args.budget, prune=True, folder=Path(tmp) / "pruned", template=template)
+        if args.engine:
+            full = engine_campaign(edits, args.budget, prune=False, folder=Path(tmp) / "full")
+            pruned = engine_campaign(edits, args.budget, prune=True, folder=Path(tmp) / "pruned")
+        else:
+            full = campaign(edits, args.budget, prune=False, folder=Path(tmp) / "full", template=template)
+            pruned = campaign(edits, args.budget, prune=True, folder=Path(tmp) / "pruned", template=template)
         spearman, n = curve_prediction(Path(tmp) / "full", full["results"])
     improving = [r["number"] for r in full["results"] if r["kept"]]
     better = [r["number"] for r in full["results"] if r["improving"] or (r["improving"] is None and r["kept"])]
     lost_kept = [r["number"] for r in pruned["results"] if r["pruned"] and r["number"] in improving]
     lost_better = [r["number"] for r in pruned["results"] if r["pruned"] and r["number"] in better]
     rows = [
-        ("runs (baseline x2 + edits)", lambda c: f"{len(c['results']) + 2}"),
+        ("runs (baseline + edits)" if args.engine else "runs (baseline x2 + edits)",
+         lambda c: f"{len(c['results']) + (1 if args.engine else 2)}"),
         ("wall time, s", lambda c: f"{c['elapsed_s']:.1f}"),
         ("experiments per hour", lambda c: f"{c['per_hour']:.0f}"),
         ("final best val_bpb", lambda c: f"{c['best']:.6f}"),
@@ -185,7 +252,8 @@ def main() -> None:
         ("mean share of the budget run", lambda c: f"{sum(r['used'] for r in c['results']) / len(c['results']):.2f}"),
     ]
     print(f"{'tinylm' if args.tinylm else 'synthetic'}: {len(edits)} edits ({len(better)} better than the "
-          f"baseline), budget {args.budget:g} s, runner + curve recorder + pruner")
+          f"baseline), budget {args.budget:g} s, "
+          f"{'the whole engine (Campaign, run_loop)' if args.engine else 'runner + curve recorder + pruner'}")
     print(f"{'':32}{'no pruning':>14}{'pruning':>14}")
     for label, cell in rows:
         print(f"{label:32}{cell(full):>14}{cell(pruned):>14}")

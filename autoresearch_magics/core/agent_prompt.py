@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .notes import latest_notes, skipped_proposals
 from .stop_rules import stop_state
+from .results import measured
 
 RECENT_ROWS = 15
 NOTES_SHOWN = 10
@@ -86,7 +87,7 @@ def summaries(campaign) -> list[dict]:
     for key, rows in campaign.experiments().items():
         if not key.isdigit():
             continue
-        values = [float(r[metric]) for r in rows if r["status"] != "crash"]
+        values = measured(rows, metric)
         last = rows[-1]
         verdict = "crash" if not values else ("discard" if last["status"] == "crash" else last["status"])
         out.append({"experiment": int(key), "value": sum(values) / len(values) if values else None,

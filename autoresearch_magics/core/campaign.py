@@ -129,8 +129,12 @@ class Campaign:
         except CampaignBusy:
             return None
 
-    def update_stop_rules(self, max_experiments=None, deadline=None, target=None, keep_rule=None) -> None:
-        """Changes stop rules (a deadline given as a duration from now) or the keep rule; saves the config."""
+    def update_stop_rules(self, max_experiments=None, deadline=None, target=None, keep_rule=None,
+                          prune=None) -> None:
+        """Changes stop rules (a deadline given as a duration from now), the keep rule or early stopping
+        (`prune`); saves the config."""
+        if prune is not None:
+            self.config.prune = bool(prune)
         if keep_rule is not None:
             self.config.keep_rule = keep_rule
         if max_experiments is not None:
@@ -158,6 +162,12 @@ class Campaign:
         from .results_frame import results_frame  # pandas is slow to import; only readers pay for it
         return results_frame(self.results)
 
+    def curves(self, experiments=None):
+        """Returns the learning curves of the campaign's runs (all, or those of `experiments`) as one
+        long DataFrame: experiment, run, step, training_seconds, progress, wall_s, loss, other fields."""
+        from .curves import campaign_curves
+        return campaign_curves(self, experiments)
+
     def rows(self) -> list[dict]:
         """Returns results.tsv rows as text dicts."""
         return self.results.rows()
@@ -184,8 +194,14 @@ class Campaign:
     def noise(self, extra: list[float] | None = None) -> tuple[float | None, int]:
         """Returns (pooled within-experiment standard deviation, degrees of freedom) over every
         experiment run more than once (plus `extra`, a candidate's values), or (None, 0)."""
-        metric = self.config.metric
-        groups = [[float(r[metric]) for r in rows if r["status"] != "crash"] for rows in self.experiments().values()]
+        from .results import measured
+        # grouped by commit: a re-run of the best's unchanged code (another experiment number, the
+        # same commit) is one more measurement of it
+        by_commit: dict[str, list[dict]] = {}
+        for rows in self.experiments().values():
+            for row in rows:
+                by_commit.setdefault(row["commit"][:7], []).append(row)
+        groups = [measured(rows, self.config.metric) for rows in by_commit.values()]
         if extra:
             groups.append(list(extra))
         squares, df = 0.0, 0
@@ -231,8 +247,8 @@ class Campaign:
 
     def _summarise(self, rows: list[dict]) -> dict:
         """Returns one experiment's outcome: mean metric over its usable runs, final status, reason."""
-        metric = self.config.metric
-        values = [float(r[metric]) for r in rows if r["status"] != "crash"]
+        from .results import measured
+        values = measured(rows, self.config.metric)
         last = rows[-1]
         return {"experiment": _number(last), "commit": last["commit"], "runs": len(rows),
                 "value": sum(values) / len(values) if values else None,

@@ -36,11 +36,12 @@ class Candidate:
     commit_job: Future | None = None
     runs: list[ExperimentResult] = field(default_factory=list)
     verdict: Decision | None = None
+    load_reruns: int = 0                 # runs repeated because the load made a comparison unfair
 
     @property
     def value(self) -> float | None:
-        """Returns the mean metric over its runs, or None if one crashed."""
-        if not self.runs or any(r.status == Status.CRASH for r in self.runs):
+        """Returns the mean metric over its runs, or None if one crashed or has no value (pruned)."""
+        if not self.runs or any(r.status == Status.CRASH or r.metric is None for r in self.runs):
             return None
         return sum(r.metric for r in self.runs) / len(self.runs)
 

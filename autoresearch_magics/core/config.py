@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from .errors import CampaignError, NotACampaign
 from .keep_rules import RULES
 from .paths import CampaignPaths
+from .verdict_checks import MAX_SHARE_GAP
 from .validation import FieldError, check_config, check_duration_s, field_message
 
 DEFAULT_METRIC = "val_bpb"
@@ -48,6 +49,8 @@ class CampaignConfig:
     template: str | None = None
     created_at: str = ""
     log_cap_mb: float = 64.0               # per-run log size cap; the tail is always kept
+    prune: bool = False                    # stop a run early when its curve is hopeless (pruning.py)
+    max_share_gap: float = MAX_SHARE_GAP   # machine shares further apart make a comparison unfair
 
     @property
     def branch(self) -> str:

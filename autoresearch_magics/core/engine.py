@@ -10,7 +10,13 @@ Ray or Slurm. Follow a batch through `Engine.run`:
    reads (`_on_event`), so only this thread touches the listener, the live file and the journal.
 3. A finished run becomes a result in `outcome.result_of` (the one place, crash verdict included);
    `_judge` asks the keep rule, which may want more runs.
-4. `_record` keeps at most one candidate (the best the rule would keep), writes one row per run
+   Every run's output lines become its learning curve (curves.py) here, whatever the executor:
+   with the campaign's `prune` setting, a run whose curve is hopeless against the best's (pruning.py)
+   is cancelled and recorded as a discard whose evidence says where it was stopped.
+4. Honest verdicts (verdict_checks.py): a candidate with the best's own code is another measurement
+   of the best, never a keep; a verdict on runs that got a very different share of the machine than
+   the best's is re-run once, then marked (a keep on it becomes a discard).
+5. `_record` keeps at most one candidate (the best the rule would keep), writes one row per run
    through `outcome.row_for`, and `_settle` moves the branch: the one place it moves.
 """
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .candidate import Candidate, files_at
+from .curves import CurveRecorder, CurveWatch, curve_path_for, campaign_curves
 from .config import ENV_BUDGET, ENV_EXPERIMENT, ENV_SEED, now_utc
 from .events import CampaignListener, ExperimentResult
 from .executors.base import ClusterLostError, Executor, TaskResult, TaskSink, TaskSpec
@@ -31,12 +38,27 @@ from .journal import clear_journal, digest, write_journal
 from .keep_rules import Decision, KeepRule
 from .live import LiveState, write_json_atomic
 from .outcome import result_of, row_for
+from .pruning import prune_reference
 from .status import STOPPED_BY_USER, Status
+from .verdict_checks import load_fairness, remeasure_decision, same_code_as
 from .working_copy import tree_files, working_copy, write_working_copy
 
 POLL_S = 0.25          # stop checks while a batch runs
 LIVE_EVERY_S = 1.0     # live.json rewrites
 UPDATE_EVERY_S = 0.5   # front-end progress callbacks per run; well under 10 widget messages a second
+CURVE_POINTS_SHOWN = 60  # curve points a front-end event carries (thinned evenly)
+
+
+def thin_curve(points, limit: int = CURVE_POINTS_SHOWN, column: str = "loss") -> list[list[float]]:
+    """Returns [[training_seconds, value], ...] of `points`, at most `limit` of them evenly spread (the
+    last one always kept): small enough for a widget message."""
+    pairs = [[p.get("training_seconds"), p.get(column)] for p in points]
+    pairs = [[round(float(t), 2), float(v)] for t, v in pairs
+             if isinstance(t, (int, float)) and isinstance(v, (int, float)) and v == v]
+    if len(pairs) <= limit:
+        return pairs
+    step = len(pairs) / (limit - 1)
+    return [pairs[int(i * step)] for i in range(limit - 1)] + [pairs[-1]]
 
 
 @dataclass(eq=False)
@@ -56,6 +78,8 @@ class _Run:
     child_started: float | None = None
     run_id: str = ""
     next_update: float = 0.0
+    watch: CurveWatch | None = None   # its curve, and the pruner judging it
+    pruned: str = ""                  # the pruner's evidence once it gave up on the run
 
     def note(self, root: Path, launcher: str) -> dict:
         """Returns what the journal and the result need to know about this run."""
@@ -121,6 +145,10 @@ class Engine:
         paths = self.campaign.paths
         paths.stop_request.unlink(missing_ok=True)
         paths.data.mkdir(exist_ok=True)  # a worker on this machine then shares the campaign's data
+        self._best_code = None
+        # the best stays fixed through a batch: one pruning reference and one best curve for all its runs
+        self._prune = prune_reference(self.campaign) if self.campaign.config.prune and best else None
+        self._best_curve = self._curve_of_best(best)
         try:
             while waiting or self._running:
                 while waiting and len(self._running) < self.slots and not stopping:
@@ -147,13 +175,31 @@ class Engine:
             best = self._judge_against_baseline(candidates)
         return self._record(candidates, best, in_place)
 
+    def _curve_of_best(self, best: dict | None) -> list:
+        """Returns the best experiment's first run's curve, thinned, for front ends ([] if none)."""
+        if not best or not str(best.get("key", "")).isdigit():
+            return []
+        try:
+            frame = campaign_curves(self.campaign, [int(best["key"])])
+        except Exception:  # a curve is for display: an unreadable one shows nothing
+            return []
+        if frame.empty:
+            return []
+        first = frame[frame["run"] == frame["run"].min()]
+        return thin_curve(first.to_dict("records"))
+
     def _judge_against_baseline(self, candidates: list[Candidate]) -> dict | None:
         """Judges a batch's candidates against the baseline that ran beside them; returns that best."""
         baseline = self._baseline
         value = baseline.value
         best = None if value is None else {"value": value, "values": [r.metric for r in baseline.runs]}
         for candidate in candidates:
-            if candidate is not baseline and candidate.verdict is not None and candidate.verdict.status != Status.CRASH:
+            if candidate is baseline or candidate.verdict is None or candidate.verdict.status == Status.CRASH \
+                    or any(r.pruned for r in candidate.runs):
+                continue
+            if candidate.sha == baseline.sha:  # the baseline's own code: another measurement of it
+                candidate.verdict = remeasure_decision(baseline.number, [r.metric for r in candidate.runs])
+            else:
                 candidate.verdict = self.rule.decide(self.campaign, [r.metric for r in candidate.runs], best)
         return best
 
@@ -197,6 +243,9 @@ class Engine:
                         log_cap_bytes=int(config.log_cap_mb * 2**20), gpus=self.executor.gpus_per_experiment,
                         data_dir=str(paths.data), workdir=str(paths.root) if in_place else "")
         run.run_id = spec.run_id   # journaled, so a later recovery finds the run's processes by their marker
+        recorder = CurveRecorder(curve_path_for(run.log_path), config.budget_s)
+        recorder.start()
+        run.watch = CurveWatch(recorder, self._prune.pruner() if self._prune is not None else None)
         sink = _Sink(self._events, run)
         self._running.append(run)
         self._journal()
@@ -236,7 +285,7 @@ class Engine:
             "experiment": candidate.number, "run": run.index, "description": candidate.description,
             "commit": sha[:7], "parent": candidate.parent[:7], "diff": candidate.diff,
             "params": dict(candidate.params), "budget_s": config.budget_s, "log_path": str(run.log_path),
-            "launcher": self.executor.name})
+            "launcher": self.executor.name, "best_curve": self._best_curve})
 
     def _on_event(self, outstanding: dict, best: dict | None, stopping: bool) -> list[tuple[Candidate, int]]:
         """Handles at most one executor event; returns the candidates that want more runs."""
@@ -249,6 +298,7 @@ class Engine:
             self._on_started(run, *payload)
         elif kind == "lines":
             run.live.on_lines(payload)
+            self._watch(run, payload)
         elif kind == "rss":
             run.live.on_rss(payload)
         elif kind == "finished":
@@ -261,8 +311,26 @@ class Engine:
         now = time.monotonic()
         if kind in ("lines", "rss") and now >= run.next_update:
             run.next_update = now + UPDATE_EVERY_S
-            self.listener.updated(run.live.snapshot())
+            snapshot = run.live.snapshot()
+            if run.watch is not None:
+                snapshot["curve"] = thin_curve(run.watch.recorder.points)
+            self.listener.updated(snapshot)
         return more
+
+    def _watch(self, run: _Run, lines: list[str]) -> None:
+        """Adds `lines` to the run's curve; cancels the run when its pruner gives up on it."""
+        if run.watch is None:
+            return
+        try:
+            decision = run.watch.lines(lines)
+        except OSError as exc:  # a curve that cannot be written costs the curve, not the run
+            self.listener.message(f"experiment {run.candidate.number}: curve not recorded ({exc})")
+            run.watch = None
+            return
+        if decision is not None and not run.pruned:
+            run.pruned = decision.evidence
+            self.listener.message(f"experiment {run.candidate.number}: {decision.evidence}")
+            run.handle.cancel()
 
     def _on_started(self, run: _Run, job_id: str, node: str, pid: int | None) -> None:
         run.job_id, run.node, run.pid = job_id, node, pid
@@ -282,7 +350,12 @@ class Engine:
         self._finished.append(run)
         note = run.note(self.campaign.paths.root, self.executor.name)
         note["job_id"], note["node"] = task.job_id or run.job_id, task.node or run.node
-        result = result_of(self.campaign, note, task.outcome, task.error, self._stop_reason())
+        if run.watch is not None:
+            try:
+                run.watch.close()
+            except OSError:
+                pass
+        result = result_of(self.campaign, note, task.outcome, task.error, self._stop_reason(), pruned=run.pruned)
         result.lost_attempts = list(task.lost_attempts)
         run.candidate.runs.append(result)
         run.candidate.runs.sort(key=lambda r: r.run)
@@ -323,13 +396,68 @@ class Engine:
             reason = crashed.crash_reason if crashed.run == 1 else f"run {crashed.run} crashed: {crashed.crash_reason}"
             candidate.verdict = Decision(Status.CRASH, reason)
             return 0
+        pruned = next((r for r in candidate.runs if r.pruned), None)
+        if pruned is not None:
+            candidate.verdict = Decision(Status.DISCARD, pruned.evidence)
+            return 0
+        if self._is_best_code(candidate, best):
+            candidate.verdict = remeasure_decision(best["key"], [r.metric for r in candidate.runs])
+            return 0
         verdict = self.rule.decide(self.campaign, [r.metric for r in candidate.runs], best)
         stopping = stopping or self._stop_requested()
+        if verdict.more_runs <= 0 and best is not None and candidate is not self._baseline:
+            verdict, rerun = self._check_load(candidate, best, verdict, stopping)
+            if rerun:
+                candidate.verdict = verdict
+                return 1
         if verdict.more_runs > 0 and stopping:  # a verdict the rule has not reached is no keep
             verdict = Decision(Status.DISCARD, f"{verdict.evidence}; stopped before the {verdict.more_runs} more "
                                                f"run(s) the keep rule asked for")
         candidate.verdict = verdict
         return max(0, verdict.more_runs)
+
+    def _is_best_code(self, candidate: Candidate, best: dict | None) -> bool:
+        """Returns True when the candidate's editable files are byte for byte the best's."""
+        if best is None or candidate is self._baseline or not best.get("commit"):
+            return False
+        editable = self.campaign.config.editable
+        if self._best_code is None:
+            try:
+                self._best_code = files_at(self.campaign, best["commit"], editable)
+            except Exception:  # the best's commit is unreadable: nothing to compare with
+                self._best_code = {}
+        if not self._best_code:
+            return False
+        mine = files_at(self.campaign, candidate.sha, editable)
+        present = lambda files: {p: t for p, t in files.items() if t is not None}
+        return same_code_as(present(self._best_code), present(mine))
+
+    def _check_load(self, candidate: Candidate, best: dict, verdict: Decision,
+                    stopping: bool) -> tuple[Decision, bool]:
+        """Applies the fair-load check to the rule's verdict; returns (verdict, re-run the candidate).
+
+        The candidate is compared by its latest run's machine share against the best's runs' shares.
+        An unfair verdict is re-run once (the candidate: the one run the batch can repeat); after
+        that, or when stopping, it is marked (a keep becomes a discard)."""
+        rows = self.campaign.experiments().get(str(best["key"]), [])
+        best_shares = []
+        for row in rows:
+            try:
+                best_shares.append(float(row.get("machine_share") or "nan"))
+            except ValueError:
+                pass
+        best_shares = [s for s in best_shares if s == s] or None
+        latest = candidate.runs[-1].machine_share
+        reruns_left = 0 if stopping or candidate.load_reruns else 1
+        fairness = load_fairness(latest, best_shares, str(verdict.status), reruns_left,
+                                 self.campaign.config.max_share_gap)
+        if fairness.fair:
+            return verdict, False
+        if fairness.action == "rerun":
+            candidate.load_reruns += 1
+            self.listener.message(f"experiment {candidate.number}: {fairness.evidence}; running it once more")
+            return Decision(verdict.status, f"{verdict.evidence}; {fairness.evidence}", 0), True
+        return fairness.apply(Decision(verdict.status, verdict.evidence, verdict.more_runs)), False
 
     def _record(self, candidates: list[Candidate], best: dict | None, in_place: bool) -> list[ExperimentResult]:
         """Keeps at most one candidate, writes one row per run, then moves the branch; returns the results."""

@@ -17,6 +17,9 @@ events, on the engine's thread, in this order for each run: `experiment_started(
     budget_s     float the training-time budget, seconds
     log_path     str   the run's log file on this machine
     launcher     str   the executor: local, ray or slurm
+    best_curve   list  the best run's curve, thinned: [[training_seconds, loss], ...]; [] before a best
+
+`updated`'s snapshot also holds `curve`: the running curve so far, thinned the same way.
 
 `updated`'s `snapshot` is the live state (core/live.py): step, percent, loss, tok_per_s,
 remaining_s, rss_mb, training_fraction, elapsed_s, tail (the last output lines), ...
@@ -52,6 +55,10 @@ class ExperimentResult:
     launcher: str = "local"      # local | ray | slurm
     job_id: str = ""
     node: str = ""
+    pruned: bool = False                 # stopped early by --prune: a discard, its evidence says why
+    cpu_s: float | None = None           # CPU seconds of the run's processes (runner.py)
+    other_cpu_s: float | None = None     # CPU seconds of every other process meanwhile
+    machine_share: float | None = None   # the run's share of the machine's CPU work meanwhile
     lost_attempts: list[str] = field(default_factory=list)   # earlier attempts the cluster took away
 
     @property

@@ -70,19 +70,25 @@ def _error_hint(tail: list[str]) -> str:
 
 
 def result_of(campaign, note: dict, outcome: RunOutcome | None, error: str = "",
-              stop_reason: str = STOPPED_BY_USER) -> ExperimentResult:
+              stop_reason: str = STOPPED_BY_USER, pruned: str = "") -> ExperimentResult:
     """Returns the (undecided) result of one run.
 
     `note` describes the run (experiment, run, commit, parent, description, seed, started_at, log,
     launcher, job_id, node); `outcome` is None when there is none, `error` then says why. A stopped
     run's reason is `stop_reason` (a kernel shutdown is 'interrupted', not a user's stop).
+    A run the pruner gave up on (`pruned`: its evidence, when the engine stopped it for that; or the
+    runner's own prune) is no crash: it has no metric, and its evidence says where it was stopped.
     """
     config = campaign.config
+    evidence = ""
     if outcome is None:
         metric, reason = None, error or "worker lost"
     else:
         metric, reason = classify(outcome, config.metric, config.effective_timeout_s)
-        if outcome.stopped:
+        evidence = outcome.prune_evidence if outcome.pruned else pruned if outcome.stopped else ""
+        if evidence:
+            metric, reason = None, ""
+        elif outcome.stopped:
             reason = stop_reason
     summary = outcome.summary if outcome else {}
     vram_mb = summary.get("peak_vram_mb")
@@ -97,7 +103,13 @@ def result_of(campaign, note: dict, outcome: RunOutcome | None, error: str = "",
         memory_gb=vram_mb / 1024 if is_finite_number(vram_mb) and vram_mb > 0 else rss_mb / 1024,
         peak_rss_gb=rss_mb / 1024, summary=summary, tail=(outcome.tail if outcome else [])[-TAIL_KEPT:],
         seed=note.get("seed"), started_at=note.get("started_at", ""), launcher=note.get("launcher", "local"),
-        job_id=note.get("job_id", ""), node=note.get("node", ""))
+        job_id=note.get("job_id", ""), node=note.get("node", ""), evidence=evidence, pruned=bool(evidence),
+        cpu_s=outcome.cpu_s if outcome else None, other_cpu_s=outcome.other_cpu_s if outcome else None,
+        machine_share=outcome.machine_share if outcome else None)
+
+
+def _cell(value, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def row_for(campaign, result: ExperimentResult) -> ResultRow:
@@ -116,7 +128,9 @@ def row_for(campaign, result: ExperimentResult) -> ResultRow:
                "crash_reason": result.crash_reason,
                "seed": "" if result.seed is None else result.seed, "log": result.log_path,
                "command": config.command, "launcher": result.launcher, "job_id": result.job_id,
-               "node": result.node, "evidence": _with_lost_attempts(result)})
+               "node": result.node, "evidence": _with_lost_attempts(result),
+               "machine_share": _cell(result.machine_share, 3), "cpu_s": _cell(result.cpu_s, 1),
+               "other_cpu_s": _cell(result.other_cpu_s, 1)})
 
 
 def _with_lost_attempts(result: ExperimentResult) -> str:

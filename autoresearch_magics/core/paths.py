@@ -11,11 +11,12 @@ LOGS_DIR = "logs"
 DATA_DIR = "data"
 SUMMARY_NAME = "autoresearch-summary.md"   # the shareable report
 PLOT_NAME = "progress.png"                 # the report's plot
+CURVES_NAME = "curves.png"                 # the learning curves of the kept steps
 
 # Files a campaign writes that must never be committed (kept in .git/info/exclude,
 # so the user's own .gitignore is not touched).
 UNTRACKED_PATTERNS = (f"/{STATE_DIR}/", f"/{RESULTS_NAME}", f"/{LOGS_DIR}/", f"/{DATA_DIR}/",
-                      f"/{SUMMARY_NAME}", f"/{PLOT_NAME}", "__pycache__/")
+                      f"/{SUMMARY_NAME}", f"/{PLOT_NAME}", f"/{CURVES_NAME}", "__pycache__/")
 
 
 @dataclass(frozen=True)

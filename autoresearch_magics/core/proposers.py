@@ -69,5 +69,8 @@ def make_proposer(campaign, kind: str = "rerun", *, agent_cmd: str | None = None
             raise CampaignError("the agent proposer needs --agent-cmd, the command of a coding agent that edits "
                                 "train.py given a prompt (file in $AUTORESEARCH_PROMPT_FILE, also on stdin)")
         from .agent import DEFAULT_AGENT_TIMEOUT_S, AgentProposer
-        return AgentProposer(agent_cmd, agent_timeout_s or DEFAULT_AGENT_TIMEOUT_S)
+        from .curves import campaign_curve_summary
+        # the prompt gets the best and last runs' curves (loss at shares of the budget, steps, throughput)
+        return AgentProposer(agent_cmd, agent_timeout_s or DEFAULT_AGENT_TIMEOUT_S,
+                             curve_summary=campaign_curve_summary)
     raise CampaignError(f"unknown proposer {kind!r}: use one of {', '.join(PROPOSERS)}")

@@ -31,7 +31,7 @@ STATUSES = ("keep", "discard", "crash")
 EXTRA_COLUMNS = (
     "experiment", "run", "parent", "branch", "started_at", "elapsed_min", "training_seconds",
     "peak_rss_gb", "crash_reason", "seed", "log", "command", "launcher", "job_id", "node",
-    "evidence",
+    "evidence", "machine_share", "cpu_s", "other_cpu_s",
 )
 TORN_NAME = "results-torn.json"
 # csv.reader refuses fields over 131,072 characters; a quoted cell may double in length.
@@ -86,6 +86,22 @@ def split_line(line: str) -> list[str]:
     return next(csv.reader([line], delimiter="\t", strict=False), [""])
 
 
+def measured(rows: list[dict], metric: str) -> list[float]:
+    """Returns the metric values of `rows` that were measured: crashes and runs without a value
+    (pruned ones, "nan") left out."""
+    values = []
+    for row in rows:
+        if row.get("status") == "crash":
+            continue
+        try:
+            value = float(row[metric])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            values.append(value)
+    return values
+
+
 @dataclass
 class ResultRow:
     """One run as results.tsv records it."""
@@ -100,9 +116,12 @@ class ResultRow:
     def cells(self, metric_name: str, columns: list[str]) -> list[str]:
         """Returns this row's cells in the order of `columns`."""
         crash = self.status == "crash" or self.metric is None
+        # the reference format's crash cell is 0.000000; a run without a value that is no crash (a
+        # pruned one) gets "nan", which every reader takes as missing rather than as a perfect score
+        missing = "0.000000" if self.status == "crash" else "nan"
         values = {
             "commit": self.commit[:7],
-            metric_name: "0.000000" if crash else f"{self.metric:.6f}",
+            metric_name: missing if crash else f"{self.metric:.6f}",
             "memory_gb": "0.0" if crash else f"{self.memory_gb:.1f}",
             "status": self.status,
             "description": self.description,

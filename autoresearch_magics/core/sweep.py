@@ -107,9 +107,10 @@ class SweepProposer(Proposer):
         trial = self._trials.pop(id(proposal), None)
         if trial is None:
             return
-        runs = [r for r in campaign.experiments().get(str(result.experiment), []) if r["status"] != "crash"]
-        values = [float(r[campaign.config.metric]) for r in runs]
-        if result.status == "crash" or not values or not all(math.isfinite(v) for v in values):
+        from .results import measured
+        runs = campaign.experiments().get(str(result.experiment), [])
+        values = measured(runs, campaign.config.metric)
+        if result.status == "crash" or result.metric is None or not values or not all(math.isfinite(v) for v in values):
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             self.study.tell(trial, sum(values) / len(values))

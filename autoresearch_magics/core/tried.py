@@ -25,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 from .script_constants import read_constants
+from .results import measured
 
 KINDS = ("identical", "cosmetic", "same-values")   # most to least alike
 CACHE_SIZE = 8192                                    # commits whose facts stay in memory
@@ -245,7 +246,7 @@ class TriedMemory:
         if not rows:
             return "not recorded", None, ""
         metric = self.campaign.config.metric
-        values = [float(r[metric]) for r in rows if r["status"] != "crash"]
+        values = measured(rows, metric)
         last = rows[-1]["status"]
         verdict = "crash" if not values else ("discard" if last == "crash" else last)
         return verdict, (sum(values) / len(values) if values else None), rows[-1].get("description", "")

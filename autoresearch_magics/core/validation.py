@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 OPTIONS = {"budget_s": "--budget", "timeout_s": "--timeout", "max_experiments": "--max-experiments",
            "deadline": "--deadline", "target": "--target", "keep_margin": "--keep-margin",
            "keep_rule": "--keep-rule", "direction": "--direction", "metric": "--metric", "command": "--command",
-           "tag": "--tag", "template": "--template", "agent_timeout_s": "--agent-timeout"}
+           "tag": "--tag", "template": "--template", "agent_timeout_s": "--agent-timeout",
+           "prune": "--prune"}
 
 TAG_RULE = ("a tag (the branch autoresearch/<tag>) uses ASCII letters, digits, '.', '_' and '-', starts with a "
             "letter or digit, has no '..' and does not end with '.' or '.lock'")
@@ -114,6 +115,10 @@ def check_config(config, choices: dict[str, tuple]) -> None:
         raise FieldError("confidence", config.confidence, "it must be a number between 0.5 and 1", "0.95")
     if not _is_number(config.log_cap_mb) or not math.isfinite(config.log_cap_mb) or config.log_cap_mb <= 0:
         raise FieldError("log_cap_mb", config.log_cap_mb, "it must be a finite number of MB greater than 0", "64")
+    if not isinstance(config.prune, bool):
+        raise FieldError("prune", config.prune, "it must be true or false", "true")
+    if not _is_number(config.max_share_gap) or not 0 < config.max_share_gap <= 1:
+        raise FieldError("max_share_gap", config.max_share_gap, "it must be a number above 0 and at most 1", "0.2")
     check_editable(config.editable)
     for name in ("template", "created_at"):
         value = getattr(config, name)

@@ -54,6 +54,8 @@ def cmd_init(ctx, args):
 def cmd_run(ctx, args):
     session = ctx.session()
     session.refuse_if_other_runner()
+    if args.prune is not None:
+        session.campaign.update_stop_rules(prune=args.prune)
     reader = session.reader
     files = None
     if session.queue.busy and reader.ledger.changed_paths(reader.config.editable):
@@ -186,7 +188,7 @@ def cmd_stop(ctx, args):
         return
     running, cancelled = session.queue.stop()
     if running is not None:
-        what = f"the loop" if running.kind == "loop" else f"experiment {running.description!r}"
+        what = "the loop" if running.kind == "loop" else f"experiment {running.description!r}"
         print(f"stopping {what}; it is recorded as a crash ('stopped by user')")
         if not running.done_event.wait(STOP_WAIT_S):
             print(f"still stopping after {STOP_WAIT_S:g}s; `%autoresearch wait` waits for it")
@@ -228,6 +230,21 @@ def cmd_plot(ctx, args):
     display(Image(data=png, format="png"))
 
 
+def cmd_curves(ctx, args):
+    from ..presentation.plot import figure_png  # matplotlib loads on first use
+    from ..verbs import curves_figure, save_figure_png
+    reader = ctx.session().reader
+    if args.csv:
+        print(reader.curves(args.numbers or None).to_csv(index=False), end="")
+        return None
+    figure, _ = curves_figure(reader, args.numbers)
+    png = figure_png(figure)
+    if args.save:
+        print(f"saved {save_figure_png(reader, png, args.save)}")
+    display(Image(data=png, format="png"))
+    return None
+
+
 def cmd_wait(ctx, args):
     return _wait(ctx, ctx.session(), args.timeout)
 
@@ -258,7 +275,8 @@ def cmd_edit(ctx, args):
 
 COMMANDS = {"init": cmd_init, "run": cmd_run, "loop": cmd_loop, "status": cmd_status, "results": cmd_results,
             "show": cmd_show, "stop": cmd_stop, "report": cmd_report, "hardware": cmd_hardware, "edit": cmd_edit, "wait": cmd_wait,
-            "plot": cmd_plot, "panel": cmd_panel, "note": cmd_note, "approve": cmd_approve, "skip": cmd_skip}
+            "plot": cmd_plot, "panel": cmd_panel, "curves": cmd_curves, "note": cmd_note, "approve": cmd_approve,
+            "skip": cmd_skip}
 
 
 # -- shared helpers --------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ def run_cell(ctx, args, cell: str):
                          'and the results row)')
     session = ctx.session()
     session.refuse_if_other_runner()
+    if args.prune is not None:  # saved: the engine prunes by the campaign's setting
+        session.campaign.update_stop_rules(prune=args.prune)
     reader = session.reader
     editable = reader.config.editable[0]
     base_sha, label = best_base(reader)

@@ -21,6 +21,7 @@ from ..core.events import ExperimentResult
 from .html import MONO, badge, diff_html, esc, number, params_html, pre, stale_note
 from .live_output import LIVE_CLASS, LiveOutput
 from .static_html import LIVE_ONLY, render_widget, widget_states
+from .curves_plot import live_curve_svg
 from .throttle import TraitBatcher
 
 TAIL_LINES = 12          # log lines shown while running and after the end
@@ -57,6 +58,8 @@ class ExperimentPanel(JobListener):
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="0%", bar_style="info",
                                               layout=widgets.Layout(width="38%", min_width="220px"))
         self.stats = widgets.HTML()
+        self.curve = widgets.HTML()               # the running loss curve over the best's
+        self._best_curve: list[dict] = []
         self.tail = widgets.Output(layout=widgets.Layout(max_height="16em", overflow="auto"))
         self.outcome = widgets.HTML()
         self.history = widgets.HTML()
@@ -64,7 +67,7 @@ class ExperimentPanel(JobListener):
         self.widget = widgets.VBox([self.header, self.pulse, self.candidate, self.diff,
                                     widgets.HBox([self.progress, self.stats],
                                                  layout=widgets.Layout(align_items="center")),
-                                    self.tail, self.outcome, self.history, self.notes],
+                                    self.curve, self.tail, self.outcome, self.history, self.notes],
                                    layout=widgets.Layout(border="1px solid #d0d7de", padding="4px 8px"),
                                    _dom_classes=("autoresearch-panel", LIVE_CLASS))
         self.output = LiveOutput(self.widget, self.static_html, lambda: self.finished)
@@ -227,6 +230,8 @@ class ExperimentPanel(JobListener):
             self.budget_s = info.get("budget_s", self.budget_s)
             self._set(self.progress, value=0.0, description="0%", bar_style="info")
             self._set(self.stats, value=f"<span style='{MONO}'>starting&hellip;</span>")
+            self._best_curve = _curve_points(info.get("best_curve"))
+            self._set(self.curve, value=live_curve_svg([], self._best_curve, self.budget_s))
             earlier = self._get(self.outcome, "value")
             if earlier:  # an earlier experiment of this job (a baseline, a loop step)
                 self.finished_lines.append(earlier)
@@ -253,6 +258,9 @@ class ExperimentPanel(JobListener):
         if snapshot.get("rss_mb"):
             parts.append(f"RSS {snapshot['rss_mb']:.0f} MB")
         self._set(self.stats, value=f"<span style='{MONO}'>{esc(' · '.join(parts))}</span>")
+        if snapshot.get("curve"):  # sent with the progress, within the batcher's message budget
+            self._set(self.curve, value=live_curve_svg(_curve_points(snapshot["curve"]), self._best_curve,
+                                                       self.budget_s))
         if snapshot.get("tail"):
             self._show_tail(snapshot["tail"])
 
@@ -278,6 +286,11 @@ class ExperimentPanel(JobListener):
             self._set(self.notes, value=pre(self.notes_text))
 
 
+def _curve_points(pairs) -> list[dict]:
+    """Returns the engine's thinned [[training_seconds, loss], ...] as curve points."""
+    return [{"training_seconds": t, "loss": v} for t, v in (pairs or [])]
+
+
 def describe_outcome(result: ExperimentResult, metric: str) -> str:
     """Returns the outcome line: keep / discard with the delta to the best, or the crash reason."""
     head = f"#{result.experiment} [{esc(result.commit[:7])}] {esc(result.description)}: {badge(result.status)}"
@@ -290,4 +303,9 @@ def describe_outcome(result: ExperimentResult, metric: str) -> str:
         text += " (the first result: the baseline to beat)"
     if result.status == "discard":
         text += "; train.py reverted"
+    # why (the keep rule, a prune, a re-measurement, an unfair load) and how much of the machine it got
+    why = result.evidence + (f" · machine share {result.machine_share:.2f}" if result.machine_share is not None
+                             else "")
+    if why:
+        text += f"<br><span style='color:#57606a'>{esc(why)}</span>"
     return f"<div style='{MONO}'>{text}</div>"

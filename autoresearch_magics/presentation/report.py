@@ -7,10 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.outputs import OWN_FOLDER, OutputRecord, check_folder_writable
+from ..core.paths import CURVES_NAME, PLOT_NAME, SUMMARY_NAME
 from .text import format_value
 
-SUMMARY_NAME = "autoresearch-summary.md"
-PLOT_NAME = "progress.png"
 
 
 def _experiments(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -82,7 +81,7 @@ def next_steps(table: pd.DataFrame, status: dict, noise_sd: float | None) -> lis
 
 
 def campaign_report(campaign, hardware: dict | None = None, plot_path: str | None = None,
-                    notebook_html: str | None = None) -> str:
+                    notebook_html: str | None = None, curves_path: str | None = None) -> str:
     """Returns the campaign summary as Markdown."""
     status = campaign.status()
     metric = status["metric"]
@@ -113,6 +112,9 @@ def campaign_report(campaign, hardware: dict | None = None, plot_path: str | Non
         lines.append(f"Measured run-to-run noise: sd {noise_sd:.6f}.")
     if plot_path:
         lines += ["", f"![progress]({plot_path})"]
+    if curves_path:
+        lines += ["", "Learning curves of the kept steps, by training time (the best highlighted):", "",
+                  f"![learning curves]({curves_path})"]
     if notebook_html:
         lines += ["", f"The campaign notebook, as it ran: [{notebook_html}]({notebook_html})."]
     if not table.empty:
@@ -172,7 +174,9 @@ def write_report(campaign, folder: str | Path | None = None, hardware: dict | No
     requested = Path(folder).expanduser() if folder else campaign.paths.root
     frame = campaign.frame()
     html_name = Path(notebook).stem + ".html" if notebook else None
-    names = [SUMMARY_NAME] + ([PLOT_NAME] if not frame.empty else []) + ([html_name] if html_name else [])
+    curves = _kept_curves(campaign, frame)
+    names = [SUMMARY_NAME] + ([PLOT_NAME] if not frame.empty else []) + ([html_name] if html_name else []) \
+        + ([CURVES_NAME] if curves is not None else [])
     outputs = OutputRecord(campaign)
     alternative = campaign.paths.state / "report" if not folder else requested / OWN_FOLDER
     target = outputs.choose_folder(requested, names, alternative)
@@ -188,4 +192,27 @@ def write_report(campaign, folder: str | Path | None = None, hardware: dict | No
                             title=f"campaign {campaign.config.tag}")
         outputs.write(target / PLOT_NAME, figure_png(fig))
         plot_name = PLOT_NAME
-    return outputs.write(target / SUMMARY_NAME, campaign_report(campaign, hardware, plot_name, html_name).encode())
+    curves_name = None
+    if curves is not None:
+        from .curves_plot import plot_curves
+        from .plot import figure_png
+        frame_of_curves, best = curves
+        fig = plot_curves(frame_of_curves, best, title=f"campaign {campaign.config.tag}: learning curves of the kept steps")
+        outputs.write(target / CURVES_NAME, figure_png(fig))
+        curves_name = CURVES_NAME
+    report = campaign_report(campaign, hardware, plot_name, html_name, curves_name)
+    return outputs.write(target / SUMMARY_NAME, report.encode())
+
+
+def _kept_curves(campaign, frame: pd.DataFrame):
+    """Returns (curves of the kept experiments, the best's number), or None when none has a curve."""
+    if frame.empty or "experiment" not in frame:
+        return None
+    kept = sorted({int(n) for n in frame.loc[frame["status"] == "keep", "experiment"].dropna()})
+    if not kept:
+        return None
+    curves = campaign.curves(kept)
+    if curves.empty or curves["loss"].isna().all():
+        return None
+    best = campaign.best()
+    return curves, int(best["key"]) if best and str(best.get("key", "")).isdigit() else None

@@ -19,9 +19,13 @@ def format_result(result: ExperimentResult, metric: str) -> str:
     head += f" [{result.commit[:7]}] {result.description!r}: {result.status.upper()}"
     if result.status == "crash":
         return f"{head} - {result.crash_reason}"
+    if result.metric is None:  # stopped early by --prune: its evidence says where and why
+        return f"{head} - {result.evidence}"
     text = f"{head} {metric}={result.metric:.6f}"
     if result.delta is not None:
         text += f" (delta {result.delta:+.6f} vs best {result.best_before:.6f})"
+    if any(note in result.evidence for note in ("same code as the best", "unfair comparison")):
+        text += f" - {result.evidence}"   # the verdict checks' word, not only the keep rule's
     return text
 
 
