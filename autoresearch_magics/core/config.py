@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from .errors import CampaignError, NotACampaign
 from .keep_rules import RULES
 from .paths import CampaignPaths
-from .verdict_checks import MAX_SHARE_GAP
+from .verdict_checks import FAIR_MIN_CPU_S, MAX_SHARE_GAP
 from .validation import FieldError, check_config, check_duration_s, field_message
 
 DEFAULT_METRIC = "val_bpb"
@@ -51,6 +51,7 @@ class CampaignConfig:
     log_cap_mb: float = 64.0               # per-run log size cap; the tail is always kept
     prune: bool = False                    # stop a run early when its curve is hopeless (pruning.py)
     max_share_gap: float = MAX_SHARE_GAP   # machine shares further apart make a comparison unfair
+    fair_min_cpu_s: float = FAIR_MIN_CPU_S  # runs with less CPU time, seconds, are not judged for fairness
 
     @property
     def branch(self) -> str:

@@ -439,11 +439,15 @@ class Engine:
         The candidate is compared by its latest run's machine share against the best's runs' shares.
         An unfair verdict is re-run once (the candidate: the one run the batch can repeat); after
         that, or when stopping, it is marked (a keep becomes a discard)."""
+        floor = self.campaign.config.fair_min_cpu_s
+        if (candidate.runs[-1].cpu_s or 0.0) < floor:
+            return verdict, False      # too little CPU work for its share to say anything
         rows = self.campaign.experiments().get(str(best["key"]), [])
         best_shares = []
         for row in rows:
             try:
-                best_shares.append(float(row.get("machine_share") or "nan"))
+                if float(row.get("cpu_s") or 0) >= floor:
+                    best_shares.append(float(row.get("machine_share") or "nan"))
             except ValueError:
                 pass
         best_shares = [s for s in best_shares if s == s] or None

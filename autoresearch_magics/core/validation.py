@@ -119,6 +119,9 @@ def check_config(config, choices: dict[str, tuple]) -> None:
         raise FieldError("prune", config.prune, "it must be true or false", "true")
     if not _is_number(config.max_share_gap) or not 0 < config.max_share_gap <= 1:
         raise FieldError("max_share_gap", config.max_share_gap, "it must be a number above 0 and at most 1", "0.2")
+    if not _is_number(config.fair_min_cpu_s) or not math.isfinite(config.fair_min_cpu_s) or config.fair_min_cpu_s < 0:
+        raise FieldError("fair_min_cpu_s", config.fair_min_cpu_s, "it must be a finite number of seconds, 0 or more",
+                         "5")
     check_editable(config.editable)
     for name in ("template", "created_at"):
         value = getattr(config, name)

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 MAX_SHARE_GAP = 0.2    # machine shares further apart than this make a comparison unfair
+# A run that used less CPU than this gives a share made mostly of the machine's background noise
+# (a short or mostly idle script): it is not judged for fairness.
+FAIR_MIN_CPU_S = 5.0
 
 
 def _as_bytes(content) -> bytes:
