@@ -7,13 +7,16 @@ Environment: AUTORESEARCH_BUDGET_S (training seconds, default 60), AUTORESEARCH_
 AUTORESEARCH_DATA_DIR (data folder, default data/ beside prepare.py).
 """
 
+import time
+
+STARTED = time.time()  # before the imports: start-up is part of each run's fixed cost
+
 import gc
 import json
 import math
 import os
 import platform
 import sys
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prepare import BUDGET_S, MAX_SEQ_LEN, SEED, VOCAB_SIZE, ensure_data, evaluate_bpb, make_dataloader
+from prepare import MAX_SEQ_LEN, VOCAB_SIZE, cache_dir, ensure_data, evaluate_bpb, make_dataloader
+
+# ---------------------------------------------------------------------------
+# Run settings, set by the tool through the environment (never edit these here)
+# ---------------------------------------------------------------------------
+
+BUDGET_S = float(os.environ.get("AUTORESEARCH_BUDGET_S", "60"))  # seconds of training per run
+SEED = int(os.environ.get("AUTORESEARCH_SEED", "42"))            # seeds init and data order
+MAX_STEPS = int(os.environ.get("AUTORESEARCH_MAX_STEPS", "0"))   # steps per run instead of the budget (0: off)
 
 # ---------------------------------------------------------------------------
 # Hyperparameters (edit these directly, no CLI flags needed)
@@ -111,14 +122,6 @@ def measure_matmul_flops(device, dtype, trial_s=0.1):
     except (RuntimeError, TypeError):
         pass  # this dtype has no matmul on this device
     return best
-
-
-def cache_dir():
-    """Returns the per-machine cache folder (AUTORESEARCH_CACHE_DIR, else XDG, else ~/.cache)."""
-    if os.environ.get("AUTORESEARCH_CACHE_DIR"):
-        return Path(os.environ["AUTORESEARCH_CACHE_DIR"])
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg) / "autoresearch"
 
 
 def matmul_peaks(device, remeasure=False):
@@ -323,7 +326,6 @@ def setup(device):
 
 
 def main():
-    t_start = time.time()
     torch.manual_seed(SEED)
     device = pick_device()
     peaks, dtype, autocast_ctx = setup(device)
@@ -341,14 +343,16 @@ def main():
     train_model = torch.compile(model) if COMPILE else model
     loader = make_dataloader(BATCH_SIZE, SEQ_LEN, device=device, seed=SEED)
     tokens_per_step = BATCH_SIZE * SEQ_LEN
-    print(f"Time budget: {BUDGET_S:g}s; tokens per step: {tokens_per_step:,}")
+    length = f"{MAX_STEPS} steps (AUTORESEARCH_MAX_STEPS; the budget is ignored)" if MAX_STEPS else f"{BUDGET_S:g}s"
+    print(f"Time budget: {length}; tokens per step: {tokens_per_step:,}")
+    print(f"Start-up: {time.time() - STARTED:.1f}s (interpreter, imports, device set-up, data)")
 
     x, y, epoch = next(loader)
     smooth_loss, training_time, step = 0.0, 0.0, 0
     while True:
         sync(device)
         t0 = time.perf_counter()
-        progress = min(training_time / BUDGET_S, 1.0)
+        progress = min(step / MAX_STEPS if MAX_STEPS else training_time / BUDGET_S, 1.0)
         lrm = lr_multiplier(progress)
         loss = train_step(train_model, optimizer, x, y, lrm, autocast_ctx)
         x, y, epoch = next(loader)
@@ -374,12 +378,14 @@ def main():
             gc.freeze()
             gc.disable()
         step += 1
-        if step > UNTIMED_STEPS and training_time >= BUDGET_S:
+        if (step >= MAX_STEPS) if MAX_STEPS else (step > UNTIMED_STEPS and training_time >= BUDGET_S):
             break
     print()
 
+    t_eval = time.perf_counter()
     with autocast_ctx:
         val_bpb = evaluate_bpb(model)
+    print(f"Evaluation: {time.perf_counter() - t_eval:.1f}s")
     timed_steps = step - UNTIMED_STEPS
     achieved = flops_per_token * tokens_per_step * timed_steps / training_time
     if achieved > peak_flops:
@@ -389,7 +395,7 @@ def main():
     summary = {
         "val_bpb": f"{val_bpb:.6f}",
         "training_seconds": f"{training_time:.1f}",
-        "total_seconds": f"{time.time() - t_start:.1f}",
+        "total_seconds": f"{time.time() - STARTED:.1f}",
         "peak_vram_mb": f"{peak_vram_mb(device):.1f}",
         "mfu_percent": f"{mfu_percent:.2f}",
         "total_tokens_M": f"{step * tokens_per_step / 1e6:.2f}",
