@@ -44,6 +44,7 @@ DEPTH = 2                # transformer blocks
 MODEL_DIM = 128          # channels of the residual stream
 N_HEAD = 4               # attention heads (head size = MODEL_DIM / N_HEAD)
 MLP_RATIO = 4            # MLP hidden width, as a multiple of MODEL_DIM
+ROPE_BASE = 10000.0      # rotary positions: the longest rotation wavelength is 2*pi*ROPE_BASE tokens
 SEQ_LEN = MAX_SEQ_LEN    # tokens per training sequence (the evaluation always uses MAX_SEQ_LEN)
 
 # Optimization
@@ -177,7 +178,7 @@ def peak_vram_mb(device):
     return 0.0
 
 # ---------------------------------------------------------------------------
-# Model: a GPT with pre-norm blocks, tied embeddings, no biases or norm weights
+# Model: a GPT with pre-norm blocks, rotary positions, tied embeddings, no biases or norm weights
 # ---------------------------------------------------------------------------
 
 
@@ -196,6 +197,20 @@ def norm(x):
     return F.layer_norm(x, (x.size(-1),))
 
 
+def rotary_tables(seq_len, head_dim, base=ROPE_BASE):
+    """Returns (cos, sin), each (seq_len, head_dim / 2): the rotation angles of each position."""
+    freqs = base ** (-torch.arange(0, head_dim // 2, dtype=torch.float32) / (head_dim // 2))
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), freqs)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x, cos, sin):
+    """Rotates pairs of channels of x (B, H, T, D) by position: q.k then depends on the offset."""
+    half = x.size(-1) // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -203,11 +218,16 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+        cos, sin = rotary_tables(config.block_size, config.n_embd // config.n_head)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
 
     def forward(self, x):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        cos, sin = self.cos[:T], self.sin[:T]
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -238,7 +258,6 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: fewer parameters to learn in a short budget
@@ -253,8 +272,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None):
         """Returns logits (B, T, vocab) without targets, else the mean cross-entropy."""
-        T = idx.size(1)
-        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+        x = self.wte(idx)
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(norm(x))
@@ -269,7 +287,7 @@ class GPT(nn.Module):
     def flops_per_token(self, seq_len):
         """Returns training FLOPs per token: 6 per matmul weight, plus causal attention."""
         c = self.config
-        matmul_weights = self.num_params() - self.wpe.weight.numel()  # wte counts as lm_head
+        matmul_weights = self.num_params()  # wte counts once: as lm_head (the lookup is free)
         attention = 6 * c.n_layer * c.n_embd * seq_len  # QK^T and AV over T/2 keys on average
         return 6 * matmul_weights + attention
 
