@@ -73,10 +73,13 @@ def run(folder: Path, env: dict, seed: int, budget_s: float, max_steps: int) -> 
     env = dict(env, AUTORESEARCH_SEED=str(seed), AUTORESEARCH_BUDGET_S=f"{budget_s:g}",
                AUTORESEARCH_MAX_STEPS=str(max_steps))
     result = subprocess.run([sys.executable, "train.py"], cwd=folder, env=env, capture_output=True)
-    summary = parse_summary(result.stdout.decode())
+    out = result.stdout.decode()
+    summary = parse_summary(out)
     if result.returncode != 0 or "val_bpb" not in summary:
-        raise SystemExit(f"run failed in {folder} (seed {seed}):\n{result.stdout.decode()[-500:]}"
-                         f"\n{result.stderr.decode()[-2000:]}")
+        raise SystemExit(f"run failed in {folder} (seed {seed}):\n{out[-500:]}\n{result.stderr.decode()[-2000:]}")
+    for key, label in (("startup_s", "Start-up"), ("eval_s", "Evaluation")):  # train.py's own phase lines
+        match = re.search(rf"^{label}: ([\d.]+)s", out, flags=re.M)
+        summary[key] = float(match.group(1)) if match else float("nan")
     return summary
 
 
@@ -155,6 +158,10 @@ def main():
             f"  {'MEETS' if sd <= target else 'MISSES'} the sd <= {target} target")
         print(f"  {budget:g}s val_bpb: {describe(values, '.4f')}{verdict}")
         print(f"  {budget:g}s steps:   {describe(steps, '.0f')}")
+        print(f"  {budget:g}s phases:  start-up {statistics.fmean(s['startup_s'] for s in got):.1f}s, training "
+              f"{statistics.fmean(s['training_seconds'] for s in got):.1f}s, evaluation "
+              f"{statistics.fmean(s['eval_s'] for s in got):.1f}s, total {statistics.fmean(s['total_seconds'] for s in got):.1f}s "
+              f"(means)")
         print(f"  {budget:g}s smallest gain `repeats` can detect: {detectable_gain(sd, len(values)):.4f} "
               f"= t(0.95, {len(values) - 1}) x sd x sqrt(1/{REPEATS} + 1/{NOISE_RUNS})")
 
