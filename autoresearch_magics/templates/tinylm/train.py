@@ -53,7 +53,7 @@ LEARNING_RATE = 4e-3     # peak AdamW learning rate
 WEIGHT_DECAY = 0.1       # decoupled weight decay, matrices only
 ADAM_BETAS = (0.9, 0.95) # AdamW beta1, beta2
 GRAD_CLIP = 1.0          # max global gradient norm (0 disables clipping)
-WARMUP_RATIO = 0.05      # fraction of the budget spent raising the LR from 0
+WARMUP_STEPS = 20        # steps raising the LR from 0 (counted in steps: a slow machine still gets them all)
 WARMDOWN_RATIO = 0.5     # fraction of the budget, at the end, spent lowering the LR
 FINAL_LR_FRAC = 0.0      # LR at the end of the budget, as a fraction of the peak
 
@@ -303,10 +303,10 @@ def make_optimizer(model):
         return torch.optim.AdamW(groups, lr=LEARNING_RATE, betas=ADAM_BETAS)
 
 
-def lr_multiplier(progress):
-    """Returns the LR multiplier at `progress` (fraction of the budget used): warmup, flat, warmdown."""
-    if progress < WARMUP_RATIO:
-        return (progress + 1e-3) / WARMUP_RATIO
+def lr_multiplier(step, progress):
+    """Returns the LR multiplier at `step` and `progress` (fraction of the budget used): warmup, flat, warmdown."""
+    if step < WARMUP_STEPS:
+        return (step + 1) / WARMUP_STEPS
     if progress < 1.0 - WARMDOWN_RATIO:
         return 1.0
     cooldown = (1.0 - progress) / WARMDOWN_RATIO
@@ -371,7 +371,7 @@ def main():
         sync(device)
         t0 = time.perf_counter()
         progress = min(step / MAX_STEPS if MAX_STEPS else training_time / BUDGET_S, 1.0)
-        lrm = lr_multiplier(progress)
+        lrm = lr_multiplier(step, progress)
         loss = train_step(train_model, optimizer, x, y, lrm, autocast_ctx)
         x, y, epoch = next(loader)
         loss_f = loss.item()  # also waits for the step to finish
