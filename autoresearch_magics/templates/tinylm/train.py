@@ -49,7 +49,7 @@ SEQ_LEN = MAX_SEQ_LEN    # tokens per training sequence (the evaluation always u
 
 # Optimization
 BATCH_SIZE = 8           # sequences per optimizer step (tokens per step = BATCH_SIZE * SEQ_LEN)
-LEARNING_RATE = 4e-3     # peak AdamW learning rate
+LEARNING_RATE = 2e-3     # peak AdamW learning rate
 WEIGHT_DECAY = 0.1       # decoupled weight decay, matrices only
 ADAM_BETAS = (0.9, 0.95) # AdamW beta1, beta2
 GRAD_CLIP = 1.0          # max global gradient norm (0 disables clipping)
