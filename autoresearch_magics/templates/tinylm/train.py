@@ -4,7 +4,8 @@ This is the file experiments edit: model, optimizer, schedule, training loop.
 
 Usage: python train.py
 Environment: AUTORESEARCH_BUDGET_S (training seconds, default 60), AUTORESEARCH_SEED (default 42),
-AUTORESEARCH_DATA_DIR (data folder, default data/ beside prepare.py).
+AUTORESEARCH_DATA_DIR (data folder, default data/ beside prepare.py), AUTORESEARCH_MAX_STEPS
+(a fixed number of steps instead of the budget, for tests and noise studies; default 0: off).
 """
 
 import time
