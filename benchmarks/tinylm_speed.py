@@ -144,7 +144,7 @@ def main():
     # The profile with the shortest steps is the one least disturbed by other processes.
     buckets, wall = min((profile_step(step, device) for _ in range(5)), key=lambda result: result[1])
     print(f"\nwhere a step's time goes (profiler on, {wall * 1000:.1f} ms per step):")
-    matmul_flops = 6 * (model.num_params() - model.wpe.weight.numel()) * tokens_per_step
+    matmul_flops = 6 * model.num_params() * tokens_per_step
     share = {name: buckets.get(name, 0.0) / wall for name in ("matmul", "attention", "elementwise/other",
                                                               "optimizer")}
     share["python/dispatch"] = max(0.0, 1 - sum(buckets.values()) / wall)

@@ -43,11 +43,12 @@ def tiny_campaign(folder: Path, replace: dict[str, str] | None = None) -> Path:
     return folder
 
 
-def run(folder: Path, shared: dict, script: str = "train.py", budget_s: float = BUDGET_S, timeout=240):
+def run(folder: Path, shared: dict, script: str = "train.py", budget_s: float = BUDGET_S, timeout=240,
+        seed: int = 7, max_steps: int = 0):
     """Runs a template script in `folder` with the shared data and cache folders."""
-    env = dict(os.environ, AUTORESEARCH_BUDGET_S=str(budget_s), AUTORESEARCH_SEED="7",
-               AUTORESEARCH_DATA_DIR=str(shared["data"]), AUTORESEARCH_CACHE_DIR=str(shared["cache"]),
-               PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, AUTORESEARCH_BUDGET_S=str(budget_s), AUTORESEARCH_SEED=str(seed),
+               AUTORESEARCH_MAX_STEPS=str(max_steps), AUTORESEARCH_DATA_DIR=str(shared["data"]),
+               AUTORESEARCH_CACHE_DIR=str(shared["cache"]), PYTHONDONTWRITEBYTECODE="1")
     result = subprocess.run([sys.executable, script], cwd=folder, env=env, capture_output=True,
                             timeout=timeout)
     # Decoded by hand: text mode would turn the progress line's \r into \n.
@@ -101,6 +102,33 @@ def test_first_run_prepares_data_and_prints_parseable_summary(first_run, shared)
     assert len(meta_files) == 1
     assert json.loads(meta_files[0].read_text())["data_hash"] == summary["data_hash"]
     assert (shared["cache"] / "matmul_peak.json").is_file()
+    assert len(list((shared["cache"] / "tinylm").glob("*/meta.json"))) == 1  # the per-machine copy
+
+
+@pytest.mark.timeout(300)
+def test_default_model_beats_the_unigram_baseline_within_20_seconds(first_run, shared, tmp_path):
+    folder = tmp_path / "default"
+    folder.mkdir()
+    for name in ("prepare.py", "train.py"):
+        shutil.copy(TEMPLATE / name, folder / name)
+    result = run(folder, shared, budget_s=20.0)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = parse_summary(result.stdout)
+    assert summary["training_seconds"] < 21.0  # the budget plus at most one step
+    _, unigram = load_prepare().baselines(shared["data"])
+    assert summary["val_bpb"] < unigram - 0.5, (summary["val_bpb"], unigram)
+
+
+@pytest.mark.timeout(300)
+def test_same_seed_and_fixed_steps_give_identical_val_bpb(first_run, shared, tmp_path):
+    folder = tiny_campaign(tmp_path / "fixed")
+    first, again, other = (run(folder, shared, budget_s=1000, seed=seed, max_steps=25) for seed in (3, 3, 4))
+    for result in (first, again, other):
+        assert result.returncode == 0, result.stderr[-3000:]
+    first, again, other = (parse_summary(r.stdout) for r in (first, again, other))
+    assert first["num_steps"] == again["num_steps"] == other["num_steps"] == 25  # the budget never ends a run
+    assert first["val_bpb"] == again["val_bpb"]
+    assert first["val_bpb"] != other["val_bpb"]  # the seed still moves everything random
 
 
 @pytest.mark.timeout(300)
@@ -195,6 +223,43 @@ def test_val_bpb_equals_hand_computation_each_byte_once(tmp_path, monkeypatch):
     for batch in (1, 3, 64):  # the evaluation's own batch size does not change the value
         monkeypatch.setattr(P, "EVAL_BATCH", batch)
         assert P.evaluate_bpb(model, tmp_path) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.timeout(120)
+def test_evaluation_predicts_exactly_the_first_eval_tokens_and_repeats_exactly(tmp_path, monkeypatch):
+    P = load_prepare()
+    monkeypatch.setattr(P, "is_validation", lambda name: name.startswith("val/"))
+    monkeypatch.setattr(P, "MAX_SEQ_LEN", 16)
+    monkeypatch.setattr(P, "EVAL_TOKENS", 40)  # three windows: 16 + 16 + 8 targets
+    P.ensure_data(tmp_path, collect=lambda: list(DOCS))
+    tokenizer = P.load_tokenizer(tmp_path)
+    tokens = P.load_tokens("val", tmp_path).tolist()
+    assert len(tokens) > 41
+    model = Bigram(P.VOCAB_SIZE)
+    logp = torch.log_softmax(model.table.detach().double(), dim=-1)
+    pairs = list(zip(tokens[:40], tokens[1:41]))
+    nats = sum(-logp[prev, nxt].item() for prev, nxt in pairs if nxt != P.BOS)
+    predicted_bytes = sum(len(tokenizer.token_bytes[nxt]) for _, nxt in pairs)
+    value = P.evaluate_bpb(model, tmp_path)
+    assert value == pytest.approx(nats / predicted_bytes / math.log(2), rel=1e-6)
+    assert P.evaluate_bpb(model, tmp_path) == value  # a fixed model always gets the same number
+
+
+@pytest.mark.timeout(300)
+def test_a_second_campaign_copies_the_machine_cache_instead_of_building(first_run, shared, tmp_path, monkeypatch):
+    P = load_prepare()
+    monkeypatch.setenv("AUTORESEARCH_CACHE_DIR", str(shared["cache"]))
+
+    def no_build(*args):
+        raise AssertionError("the corpus was built again although this machine has it cached")
+
+    monkeypatch.setattr(P, "_build", no_build)
+    meta = P.ensure_data(tmp_path / "second")
+    built = json.loads(next(shared["data"].glob("*/meta.json")).read_text())
+    assert meta == built
+    for name in ("train.bin", "val.bin"):
+        assert (P.data_path(tmp_path / "second") / name).read_bytes() == \
+            (P.data_path(shared["data"]) / name).read_bytes()
 
 
 @pytest.mark.timeout(120)

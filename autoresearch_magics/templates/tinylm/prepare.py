@@ -15,6 +15,7 @@ train.py imports: MAX_SEQ_LEN, ensure_data, make_dataloader, evaluate_bpb.
 
 import array
 import ast
+import mmap
 import hashlib
 import heapq
 import json
@@ -40,11 +41,10 @@ MAX_SEQ_LEN = 256        # tokens of context the evaluation gives the model
 VOCAB_SIZE = 1024        # tokens: 256 bytes + 767 merges + 1 document separator
 VAL_PERCENT = 8          # percent of source files held out for validation (never trained on)
 MIN_DOC_CHARS = 40       # characters: shorter docstrings ("Return self==value.") are skipped
+EVAL_TOKENS = 65_536     # validation tokens predicted by evaluate_bpb (the start of the split; all if fewer)
 EVAL_BATCH = 16          # windows per forward pass in evaluate_bpb; does not change the value
 FORMAT = 1               # bump when the files written below change meaning
 
-BUDGET_S = float(os.environ.get("AUTORESEARCH_BUDGET_S", "60"))  # seconds of training per run
-SEED = int(os.environ.get("AUTORESEARCH_SEED", "42"))
 DATA_DIR = Path(os.environ.get("AUTORESEARCH_DATA_DIR") or Path(__file__).resolve().parent / "data")
 
 DOC_SEPARATOR = "\x00"   # between documents in train.txt / val.txt; never inside a docstring
@@ -248,22 +248,59 @@ def _build(folder, collect):
     (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")  # written last: marks completion
 
 
+def cache_dir():
+    """Returns the per-machine cache folder (AUTORESEARCH_CACHE_DIR, else XDG, else ~/.cache)."""
+    if os.environ.get("AUTORESEARCH_CACHE_DIR"):
+        return Path(os.environ["AUTORESEARCH_CACHE_DIR"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg) / "autoresearch"
+
+
+def machine_copy_path():
+    """Returns this Python's copy of the data folder in the per-machine cache."""
+    stdlib = sysconfig.get_paths()["stdlib"]
+    where = hashlib.sha256(f"{stdlib}|{sys.version}".encode()).hexdigest()[:12]
+    return cache_dir() / "tinylm" / f"{data_path('.').name}-{where}"
+
+
+def _publish(make, final):
+    """Fills a temporary sibling of `final` with make(folder), then renames it to `final`."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
+    os.chmod(tmp, 0o755)
+    try:
+        make(tmp)
+        try:
+            os.rename(tmp, final)  # atomic; fails if a concurrent run got there first
+        except OSError as error:
+            if not (final / "meta.json").exists():
+                raise RuntimeError(f"{final} is incomplete: delete it and run again") from error
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_files(source):
+    return lambda folder: [shutil.copy2(f, folder / f.name) for f in sorted(source.iterdir())]
+
+
 def ensure_data(data_dir=None, collect=collect_documents):
-    """Builds the data folder if it is missing and returns its metadata (a dict)."""
+    """Builds the data folder if it is missing and returns its metadata (a dict).
+
+    The corpus depends only on the Python installation, so the default one is also kept in the
+    per-machine cache: a second campaign on the same machine copies it instead of building it.
+    """
     final = data_path(data_dir)
     if not (final / "meta.json").exists():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
-        os.chmod(tmp, 0o755)
-        try:
-            _build(tmp, collect)
-            try:
-                os.rename(tmp, final)  # atomic; fails if a concurrent run got there first
-            except OSError as error:
-                if not (final / "meta.json").exists():
-                    raise RuntimeError(f"{final} is incomplete: delete it and run again") from error
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shared = machine_copy_path() if collect is collect_documents else None
+        if shared is not None and (shared / "meta.json").exists():
+            _publish(_copy_files(shared), final)
+        else:
+            _publish(lambda folder: _build(folder, collect), final)
+            if shared is not None:
+                try:
+                    _publish(_copy_files(final), shared)
+                except OSError:
+                    pass  # a read-only cache only costs the next campaign a rebuild
     return json.loads((final / "meta.json").read_text(encoding="utf-8"))
 
 
@@ -273,16 +310,24 @@ def load_tokenizer(data_dir=None):
 
 
 def load_tokens(split, data_dir=None):
-    """Returns the token ids of `split` ("train" or "val") as a 1-D int64 tensor."""
-    raw = bytearray((data_path(data_dir) / f"{split}.bin").read_bytes())
-    return torch.frombuffer(raw, dtype=torch.int16).to(torch.int64) & 0xFFFF
+    """Returns the token ids of `split` ("train" or "val") as a memory-mapped 1-D int16 tensor."""
+    with open(data_path(data_dir) / f"{split}.bin", "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return torch.zeros(0, dtype=torch.int16)
+        # Private (copy-on-write) mapping: pages load on first use; the file is never written.
+        raw = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    if sys.byteorder != "little":  # the files are little-endian: swap into a copy
+        ids = array.array("h", raw)
+        ids.byteswap()
+        return torch.tensor(ids, dtype=torch.int16)
+    return torch.frombuffer(raw, dtype=torch.int16)  # ids < VOCAB_SIZE <= 32768 fit int16
 
 
 # ---------------------------------------------------------------------------
 # Training batches
 # ---------------------------------------------------------------------------
 
-def make_dataloader(batch_size, seq_len, device="cpu", seed=SEED, data_dir=None):
+def make_dataloader(batch_size, seq_len, seed, device="cpu", data_dir=None):
     """Yields (x, y, epoch) forever: each epoch visits every train window once, shuffled."""
     tokens = load_tokens("train", data_dir)
     if len(tokens) <= batch_size * seq_len:
@@ -296,7 +341,7 @@ def make_dataloader(batch_size, seq_len, device="cpu", seed=SEED, data_dir=None)
         starts = shift + torch.randperm(n, generator=gen) * seq_len
         for i in range(0, n - batch_size + 1, batch_size):
             idx = starts[i:i + batch_size, None] + torch.arange(seq_len + 1)
-            rows = tokens[idx]
+            rows = tokens[idx].to(torch.int64)
             yield rows[:, :-1].contiguous().to(device), rows[:, 1:].contiguous().to(device), epoch
 
 
@@ -304,31 +349,39 @@ def make_dataloader(batch_size, seq_len, device="cpu", seed=SEED, data_dir=None)
 # Evaluation: bits per byte of the validation text, exact
 # ---------------------------------------------------------------------------
 
+def eval_windows(num_tokens, eval_tokens=None, seq_len=None):
+    """Returns the (start, end) windows that predict the first `eval_tokens` of a split once each."""
+    seq_len = seq_len or MAX_SEQ_LEN
+    last = min(num_tokens - 1, eval_tokens or EVAL_TOKENS)  # tokens 1..last are predicted
+    return [(s, min(s + seq_len, last)) for s in range(0, last, seq_len)]
+
+
 @torch.no_grad()
 def evaluate_bpb(model, data_dir=None):
     """Returns val bits per byte: total cross-entropy (nats) / total bytes / ln 2.
 
-    `model(idx)` must return logits of shape (batch, time, VOCAB_SIZE). The validation tokens
-    are cut into consecutive windows of MAX_SEQ_LEN; every token after the first is predicted
-    exactly once. Targets that are BOS carry no bytes and are left out of the loss, so the
-    denominator is the UTF-8 size of the validation documents, each byte counted once.
+    `model(idx)` must return logits of shape (batch, time, VOCAB_SIZE). The first EVAL_TOKENS
+    validation tokens (all of them if the split is shorter) are cut into consecutive windows of
+    MAX_SEQ_LEN; each is predicted exactly once. Targets that are BOS carry no bytes and are
+    left out of the loss, so the denominator is the exact UTF-8 size of the predicted text.
     """
     tokens = load_tokens("val", data_dir)
     device = next(model.parameters()).device
-    total_bytes = ensure_data(data_dir)["val_bytes"]
+    token_len = torch.tensor([len(b) for b in load_tokenizer(data_dir).token_bytes], dtype=torch.int64)
     was_training = model.training
     model.eval()
-    nats = 0.0
-    windows = [(s, min(s + MAX_SEQ_LEN, len(tokens) - 1)) for s in range(0, len(tokens) - 1, MAX_SEQ_LEN)]
+    nats, total_bytes = 0.0, 0
+    windows = eval_windows(len(tokens))
     full = [w for w in windows if w[1] - w[0] == MAX_SEQ_LEN]
     batches = [full[i:i + EVAL_BATCH] for i in range(0, len(full), EVAL_BATCH)]
     batches += [[w] for w in windows if w[1] - w[0] < MAX_SEQ_LEN]
     for batch in batches:
-        rows = torch.stack([tokens[a:b + 1] for a, b in batch]).to(device)
-        x, y = rows[:, :-1], rows[:, 1:]
+        rows = torch.stack([tokens[a:b + 1] for a, b in batch]).to(torch.int64)
+        x, y = rows[:, :-1].to(device), rows[:, 1:].reshape(-1)
         logits = model(x).float()
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
-        nats += loss[y.reshape(-1) != BOS].double().sum().item()
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.to(device), reduction="none")
+        nats += loss[(y != BOS).to(device)].double().sum().item()
+        total_bytes += int(token_len[y].sum())
     model.train(was_training)
     return nats / total_bytes / math.log(2)
 

@@ -4,8 +4,13 @@ This is the file experiments edit: model, optimizer, schedule, training loop.
 
 Usage: python train.py
 Environment: AUTORESEARCH_BUDGET_S (training seconds, default 60), AUTORESEARCH_SEED (default 42),
-AUTORESEARCH_DATA_DIR (data folder, default data/ beside prepare.py).
+AUTORESEARCH_DATA_DIR (data folder, default data/ beside prepare.py), AUTORESEARCH_MAX_STEPS
+(a fixed number of steps instead of the budget, for tests and noise studies; default 0: off).
 """
+
+import time
+
+STARTED = time.time()  # before the imports: start-up is part of each run's fixed cost
 
 import gc
 import json
@@ -13,7 +18,6 @@ import math
 import os
 import platform
 import sys
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +26,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prepare import BUDGET_S, MAX_SEQ_LEN, SEED, VOCAB_SIZE, ensure_data, evaluate_bpb, make_dataloader
+from prepare import MAX_SEQ_LEN, VOCAB_SIZE, cache_dir, ensure_data, evaluate_bpb, make_dataloader
+
+# ---------------------------------------------------------------------------
+# Run settings, set by the tool through the environment (never edit these here)
+# ---------------------------------------------------------------------------
+
+BUDGET_S = float(os.environ.get("AUTORESEARCH_BUDGET_S", "60"))  # seconds of training per run
+SEED = int(os.environ.get("AUTORESEARCH_SEED", "42"))            # seeds init and data order
+MAX_STEPS = int(os.environ.get("AUTORESEARCH_MAX_STEPS", "0"))   # steps per run instead of the budget (0: off)
 
 # ---------------------------------------------------------------------------
 # Hyperparameters (edit these directly, no CLI flags needed)
@@ -33,6 +45,7 @@ DEPTH = 2                # transformer blocks
 MODEL_DIM = 128          # channels of the residual stream
 N_HEAD = 4               # attention heads (head size = MODEL_DIM / N_HEAD)
 MLP_RATIO = 4            # MLP hidden width, as a multiple of MODEL_DIM
+ROPE_BASE = 10000.0      # rotary positions: the longest rotation wavelength is 2*pi*ROPE_BASE tokens
 SEQ_LEN = MAX_SEQ_LEN    # tokens per training sequence (the evaluation always uses MAX_SEQ_LEN)
 
 # Optimization
@@ -41,7 +54,7 @@ LEARNING_RATE = 2e-3     # peak AdamW learning rate
 WEIGHT_DECAY = 0.1       # decoupled weight decay, matrices only
 ADAM_BETAS = (0.9, 0.95) # AdamW beta1, beta2
 GRAD_CLIP = 1.0          # max global gradient norm (0 disables clipping)
-WARMUP_RATIO = 0.05      # fraction of the budget spent raising the LR from 0
+WARMUP_STEPS = 20        # steps raising the LR from 0 (counted in steps: a slow machine still gets them all)
 WARMDOWN_RATIO = 0.5     # fraction of the budget, at the end, spent lowering the LR
 FINAL_LR_FRAC = 0.0      # LR at the end of the budget, as a fraction of the peak
 
@@ -113,14 +126,6 @@ def measure_matmul_flops(device, dtype, trial_s=0.1):
     return best
 
 
-def cache_dir():
-    """Returns the per-machine cache folder (AUTORESEARCH_CACHE_DIR, else XDG, else ~/.cache)."""
-    if os.environ.get("AUTORESEARCH_CACHE_DIR"):
-        return Path(os.environ["AUTORESEARCH_CACHE_DIR"])
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg) / "autoresearch"
-
-
 def matmul_peaks(device, remeasure=False):
     """Returns {"fp32": FLOP/s, "bf16": FLOP/s} for this machine, measured once and cached.
 
@@ -174,7 +179,7 @@ def peak_vram_mb(device):
     return 0.0
 
 # ---------------------------------------------------------------------------
-# Model: a GPT with pre-norm blocks, tied embeddings, no biases or norm weights
+# Model: a GPT with pre-norm blocks, rotary positions, tied embeddings, no biases or norm weights
 # ---------------------------------------------------------------------------
 
 
@@ -193,6 +198,20 @@ def norm(x):
     return F.layer_norm(x, (x.size(-1),))
 
 
+def rotary_tables(seq_len, head_dim, base=ROPE_BASE):
+    """Returns (cos, sin), each (seq_len, head_dim / 2): the rotation angles of each position."""
+    freqs = base ** (-torch.arange(0, head_dim // 2, dtype=torch.float32) / (head_dim // 2))
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), freqs)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x, cos, sin):
+    """Rotates pairs of channels of x (B, H, T, D) by position: q.k then depends on the offset."""
+    half = x.size(-1) // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -200,11 +219,16 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+        cos, sin = rotary_tables(config.block_size, config.n_embd // config.n_head)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
 
     def forward(self, x):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        cos, sin = self.cos[:T], self.sin[:T]
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -235,7 +259,6 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: fewer parameters to learn in a short budget
@@ -250,8 +273,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None):
         """Returns logits (B, T, vocab) without targets, else the mean cross-entropy."""
-        T = idx.size(1)
-        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+        x = self.wte(idx)
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(norm(x))
@@ -266,7 +288,7 @@ class GPT(nn.Module):
     def flops_per_token(self, seq_len):
         """Returns training FLOPs per token: 6 per matmul weight, plus causal attention."""
         c = self.config
-        matmul_weights = self.num_params() - self.wpe.weight.numel()  # wte counts as lm_head
+        matmul_weights = self.num_params()  # wte counts once: as lm_head (the lookup is free)
         attention = 6 * c.n_layer * c.n_embd * seq_len  # QK^T and AV over T/2 keys on average
         return 6 * matmul_weights + attention
 
@@ -282,10 +304,10 @@ def make_optimizer(model):
         return torch.optim.AdamW(groups, lr=LEARNING_RATE, betas=ADAM_BETAS)
 
 
-def lr_multiplier(progress):
-    """Returns the LR multiplier at `progress` (fraction of the budget used): warmup, flat, warmdown."""
-    if progress < WARMUP_RATIO:
-        return (progress + 1e-3) / WARMUP_RATIO
+def lr_multiplier(step, progress):
+    """Returns the LR multiplier at `step` and `progress` (fraction of the budget used): warmup, flat, warmdown."""
+    if step < WARMUP_STEPS:
+        return (step + 1) / WARMUP_STEPS
     if progress < 1.0 - WARMDOWN_RATIO:
         return 1.0
     cooldown = (1.0 - progress) / WARMDOWN_RATIO
@@ -323,7 +345,6 @@ def setup(device):
 
 
 def main():
-    t_start = time.time()
     torch.manual_seed(SEED)
     device = pick_device()
     peaks, dtype, autocast_ctx = setup(device)
@@ -341,15 +362,17 @@ def main():
     train_model = torch.compile(model) if COMPILE else model
     loader = make_dataloader(BATCH_SIZE, SEQ_LEN, device=device, seed=SEED)
     tokens_per_step = BATCH_SIZE * SEQ_LEN
-    print(f"Time budget: {BUDGET_S:g}s; tokens per step: {tokens_per_step:,}")
+    length = f"{MAX_STEPS} steps (AUTORESEARCH_MAX_STEPS; the budget is ignored)" if MAX_STEPS else f"{BUDGET_S:g}s"
+    print(f"Time budget: {length}; tokens per step: {tokens_per_step:,}")
+    print(f"Start-up: {time.time() - STARTED:.1f}s (interpreter, imports, device set-up, data)")
 
     x, y, epoch = next(loader)
     smooth_loss, training_time, step = 0.0, 0.0, 0
     while True:
         sync(device)
         t0 = time.perf_counter()
-        progress = min(training_time / BUDGET_S, 1.0)
-        lrm = lr_multiplier(progress)
+        progress = min(step / MAX_STEPS if MAX_STEPS else training_time / BUDGET_S, 1.0)
+        lrm = lr_multiplier(step, progress)
         loss = train_step(train_model, optimizer, x, y, lrm, autocast_ctx)
         x, y, epoch = next(loader)
         loss_f = loss.item()  # also waits for the step to finish
@@ -374,12 +397,14 @@ def main():
             gc.freeze()
             gc.disable()
         step += 1
-        if step > UNTIMED_STEPS and training_time >= BUDGET_S:
+        if (step >= MAX_STEPS) if MAX_STEPS else (step > UNTIMED_STEPS and training_time >= BUDGET_S):
             break
     print()
 
+    t_eval = time.perf_counter()
     with autocast_ctx:
         val_bpb = evaluate_bpb(model)
+    print(f"Evaluation: {time.perf_counter() - t_eval:.1f}s")
     timed_steps = step - UNTIMED_STEPS
     achieved = flops_per_token * tokens_per_step * timed_steps / training_time
     if achieved > peak_flops:
@@ -389,7 +414,7 @@ def main():
     summary = {
         "val_bpb": f"{val_bpb:.6f}",
         "training_seconds": f"{training_time:.1f}",
-        "total_seconds": f"{time.time() - t_start:.1f}",
+        "total_seconds": f"{time.time() - STARTED:.1f}",
         "peak_vram_mb": f"{peak_vram_mb(device):.1f}",
         "mfu_percent": f"{mfu_percent:.2f}",
         "total_tokens_M": f"{step * tokens_per_step / 1e6:.2f}",
