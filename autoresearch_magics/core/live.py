@@ -91,7 +91,8 @@ class LiveState:
 
     def _follow_phase(self, lines: list[str]) -> None:
         """Moves the phase on: training from the first progress line, evaluation once training is
-        complete (100%) or the summary block starts."""
+        complete (100%), the budget has passed since the first progress line (`snapshot`) or the
+        summary block starts."""
         for line in lines:
             progress = parse_progress(line)
             if progress is not None:
@@ -115,6 +116,8 @@ class LiveState:
         """Returns the current state with time-derived fields filled in."""
         elapsed = time.time() - self.started
         self.data["elapsed_s"] = round(elapsed, 1)
+        if self.data["phase"] == "training" and time.time() - self._training_started >= self.data["budget_s"]:
+            self.data["phase"] = "evaluation"   # the budget has passed since training began
         if self._saw_progress and self.data["percent"] is not None:
             fraction = self.data["percent"] / 100.0
         else:  # the script prints no progress line: show wall time against the budget

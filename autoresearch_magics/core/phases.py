@@ -17,6 +17,7 @@ from .config import ENV_BUDGET
 
 BUDGET_TOLERANCE = 0.2       # relative disagreement that is worth a message
 POINTS_FOR_BUDGET = 2        # progress lines with an implied budget before judging
+MIN_REMAINING_S = 10.0       # `remaining:` is often printed in whole seconds: shorter ones are too coarse
 PHASE_COLUMNS = ("startup_s", "train_wall_s", "eval_s", "overhead_s")
 LIVE_PHASES = ("start-up", "preparation", "training", "evaluation")
 
@@ -36,7 +37,7 @@ def run_phases(wall_s: float, first_progress_s: float | None, last_progress_s: f
 def implied_budget_s(point: dict) -> float | None:
     """Returns the budget a progress point implies (remaining / (1 - fraction done)), or None."""
     percent, remaining = point.get("percent"), point.get("remaining_s")
-    if percent is None or remaining is None or not 1.0 <= percent < 99.0:
+    if percent is None or remaining is None or not 0.0 < percent < 99.0 or remaining < MIN_REMAINING_S:
         return None
     return remaining / (1.0 - percent / 100.0)
 
