@@ -166,3 +166,18 @@ def test_a_script_with_its_own_budget_is_named_once_and_its_timeout_says_where_i
         and "--budget 300" in told[0]
     assert result.status == "crash"
     assert "% of the script's own 300 s budget; the campaign's budget is 2 s" in result.crash_reason
+
+
+@pytest.mark.timeout(60)
+def test_status_shows_the_training_share_and_runs_per_hour(tmp_path):
+    from autoresearch_magics.presentation.text import format_status
+    campaign = _attached(tmp_path / "c", phased(startup=1.0, train=1.5), budget_s=1.5)
+    assert campaign.status()["time_use"] is None
+    campaign.run("baseline")
+    use = campaign.status()["time_use"]
+    row = campaign.rows()[-1]
+    wall = float(row["elapsed_min"]) * 60 + float(row["overhead_s"])
+    assert use["runs"] == 1 and use["training_share"] == pytest.approx(float(row["train_wall_s"]) / wall, abs=0.01)
+    assert 0.2 < use["training_share"] < 0.8
+    assert use["experiments_per_hour"] == pytest.approx(3600 / wall, rel=0.02)
+    assert "of the wall clock is training" in format_status(campaign.status())

@@ -19,6 +19,7 @@ from .live import read_json, read_live
 from .lock import RunnerLock
 from .notes import latest_notes, skipped_proposals
 from .paths import CampaignPaths, find_campaign_root
+from .phases import time_use
 from .results import ResultsFile
 from .stop_rules import stop_state
 
@@ -252,6 +253,7 @@ class Campaign:
             "results_path": str(self.paths.results),
             "notes": [{"text": n.text, "at": n.at} for n in latest_notes(self.paths, STATUS_NOTES)],
             "skipped": len(skipped_proposals(self.paths)),
+            "time_use": time_use(rows),
         }
 
     def _summarise(self, rows: list[dict]) -> dict:

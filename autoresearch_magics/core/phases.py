@@ -87,3 +87,29 @@ class BudgetCheck:
             return None
         return (f"timeout: killed at {self.last_percent:.0f}% of the script's own {self.script_budget_s:.0f} s "
                 f"budget; the campaign's budget is {self.budget_s:g} s")
+
+
+def time_use(rows: list[dict]) -> dict | None:
+    """Returns the campaign's time use over the rows that recorded their phases: {"runs", "wall_s"
+    (the runs' wall time plus the tool's overhead), "training_s", "training_share", "experiments_per_hour"};
+    None when no row has them. Every run counts, crashes too: their time is spent all the same."""
+    runs, wall, training = 0, 0.0, 0.0
+    for row in rows:
+        try:
+            elapsed = float(row.get("elapsed_min") or "nan") * 60.0
+            train = float(row.get("train_wall_s") or "nan")
+        except ValueError:
+            continue
+        if elapsed != elapsed or train != train:
+            continue
+        try:
+            overhead = float(row.get("overhead_s") or 0.0)
+        except ValueError:
+            overhead = 0.0
+        runs += 1
+        wall += elapsed + overhead
+        training += train
+    if not runs or wall <= 0:
+        return None
+    return {"runs": runs, "wall_s": round(wall, 1), "training_s": round(training, 1),
+            "training_share": round(training / wall, 3), "experiments_per_hour": round(3600.0 * runs / wall, 1)}
