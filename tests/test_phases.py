@@ -181,3 +181,19 @@ def test_status_shows_the_training_share_and_runs_per_hour(tmp_path):
     assert 0.2 < use["training_share"] < 0.8
     assert use["experiments_per_hour"] == pytest.approx(3600 / wall, rel=0.02)
     assert "of the wall clock is training" in format_status(campaign.status())
+
+
+def test_init_on_a_checkout_with_its_own_budget_constant_says_so_with_the_fix(tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    write_script(folder, "from prepare import TIME_BUDGET\nprint('---'); print('val_bpb: 1.0')")
+    write_script(folder, "TIME_BUDGET = 300        # training time budget in seconds\n", "prepare.py")
+    heard = Collect()
+    Campaign.init(folder, tag="t", budget_s=60, listener=heard)
+    told = [m for m in heard.messages if "TIME_BUDGET = 300" in m]
+    assert len(told) == 1 and "prepare.py" in told[0] and "AUTORESEARCH_BUDGET_S" in told[0] \
+        and "--budget 300" in told[0]
+    (folder / "prepare.py").write_text('import os\nTIME_BUDGET = float(os.environ.get("AUTORESEARCH_BUDGET_S", 300))\n')
+    heard = Collect()
+    Campaign.init(folder, listener=heard)
+    assert not any("own time budget" in m for m in heard.messages)

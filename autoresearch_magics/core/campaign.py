@@ -19,7 +19,7 @@ from .live import read_json, read_live
 from .lock import RunnerLock
 from .notes import latest_notes, skipped_proposals
 from .paths import CampaignPaths, find_campaign_root
-from .phases import time_use
+from .phases import budget_constant_warning, time_use
 from .results import ResultsFile
 from .stop_rules import stop_state
 
@@ -53,6 +53,9 @@ class Campaign:
         (preparation.py); its output goes to `listener` as messages.
         """
         campaign = cls._create_or_resume(folder, tag, template, deadline, settings)
+        warning = budget_constant_warning(campaign.paths.root, campaign.config.budget_s)
+        if warning and listener is not None:
+            listener.message(warning)
         from .preparation import prepare
         prepare(campaign, listener)
         return campaign

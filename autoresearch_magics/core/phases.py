@@ -13,6 +13,9 @@ BUDGET_TOLERANCE, the script does not take its budget from the tool (AUTORESEARC
 """
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from .config import ENV_BUDGET
 
 BUDGET_TOLERANCE = 0.2       # relative disagreement that is worth a message
@@ -20,6 +23,9 @@ POINTS_FOR_BUDGET = 2        # progress lines with an implied budget before judg
 MIN_REMAINING_S = 10.0       # `remaining:` is often printed in whole seconds: shorter ones are too coarse
 PHASE_COLUMNS = ("startup_s", "train_wall_s", "eval_s", "overhead_s")
 LIVE_PHASES = ("start-up", "preparation", "training", "evaluation")
+BUDGET_FILES = ("train.py", "prepare.py")
+# a reference-style budget constant: `TIME_BUDGET = 300`, `BUDGET_S = 60.0`
+_BUDGET_CONSTANT = re.compile(r"^([A-Z_]*BUDGET[A-Z_]*)\s*(?::\s*\w+\s*)?=\s*(\d+(?:\.\d+)?)\s*(?:#.*)?$", re.M)
 
 
 def run_phases(wall_s: float, first_progress_s: float | None, last_progress_s: float | None,
@@ -113,3 +119,25 @@ def time_use(rows: list[dict]) -> dict | None:
         return None
     return {"runs": runs, "wall_s": round(wall, 1), "training_s": round(training, 1),
             "training_share": round(training / wall, 3), "experiments_per_hour": round(3600.0 * runs / wall, 1)}
+
+
+def budget_constant_warning(root: Path, budget_s: float) -> str | None:
+    """Returns the message for a checkout whose script sets its own budget as a constant and never reads
+    AUTORESEARCH_BUDGET_S (train.py, prepare.py), else None."""
+    texts = {}
+    for name in BUDGET_FILES:
+        try:
+            texts[name] = (Path(root) / name).read_text(errors="replace")
+        except OSError:
+            continue
+    if any(ENV_BUDGET in text for text in texts.values()):
+        return None
+    for name, text in texts.items():
+        found = _BUDGET_CONSTANT.search(text)
+        if found:
+            constant, value = found.group(1), float(found.group(2))
+            return (f"{name} sets its own time budget ({constant} = {value:g}) and does not read {ENV_BUDGET}: "
+                    f"the campaign's budget of {budget_s:g}s will not apply, and runs may be killed at the timeout. "
+                    f"Fix: in {name}, `{constant} = float(os.environ.get(\"{ENV_BUDGET}\", {value:g}))`, or "
+                    f"start the campaign with `--budget {value:g}`")
+    return None
