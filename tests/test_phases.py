@@ -197,3 +197,24 @@ def test_init_on_a_checkout_with_its_own_budget_constant_says_so_with_the_fix(tm
     heard = Collect()
     Campaign.init(folder, listener=heard)
     assert not any("own time budget" in m for m in heard.messages)
+
+
+@pytest.mark.timeout(90)
+def test_a_crashed_baseline_is_run_again_as_the_baseline_by_the_next_loop(tmp_path):
+    from autoresearch_magics.core.loop import run_loop
+    from autoresearch_magics.core.proposers import RerunProposer
+    folder = tmp_path / "c"
+    flag = tmp_path / "broken"
+    flag.write_text("1")
+    body = (f"import os, sys\nif os.path.exists({str(flag)!r}):\n    sys.exit('RuntimeError: data missing')\n"
+            "print('---'); print('val_bpb: 1.0')\n")
+    campaign = _attached(folder, body, budget_s=1)
+    first = campaign.run("baseline")[-1]
+    assert first.status == "crash" and first.description == "baseline"
+    flag.unlink()   # the fix: outside the script (data, environment, a setting)
+    results = run_loop(campaign, RerunProposer("again"), max_proposals=1)
+    rows = campaign.rows()
+    assert [r["description"] for r in rows][:2] == ["baseline", "baseline"]   # append-only: the crash row stays
+    assert rows[0]["status"] == "crash" and rows[1]["status"] == "keep"
+    assert campaign.best()["key"] == rows[1]["experiment"]
+    assert results[0].description == "baseline"
