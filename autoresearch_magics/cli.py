@@ -53,7 +53,8 @@ def _open(args) -> Campaign:
 
 
 def cmd_init(args):
-    campaign = Campaign.init(args.path, **init_settings(args))
+    listener = _TerminalListener("")  # only its messages: the one-time preparation's output
+    campaign = Campaign.init(args.path, listener=listener, **init_settings(args))
     recovered = campaign.recover()   # resuming: a runner that died is recorded now
     if recovered:
         print(recovered.text(), file=sys.stderr)

@@ -51,6 +51,12 @@ VERBS: dict[str, tuple[str, list]] = {
         _arg("--command", help=f'training command, run in the campaign folder (default "{DEFAULT_COMMAND}")'),
         _arg("--timeout", dest="timeout_s", type=float,
              help=f"hard kill per experiment, seconds (default 2 x budget + {STARTUP_ALLOWANCE_S:g})"),
+        _arg("--prepare-command", dest="prepare_command",
+             help='one-time preparation init runs before the first experiment, e.g. "python prepare.py" '
+                  '(a template declares its own)'),
+        _arg("--startup-timeout", dest="startup_timeout_s", type=float,
+             help="seconds a run may take before its first progress line (default: the timeout); the timeout "
+                  "then counts from that line"),
         _arg("--template", help=f"template for a folder without train.py: {', '.join(template_names())} (default {DEFAULT_TEMPLATE})"),
         _arg("--keep-rule", choices=KEEP_RULES, help=f"which results are kept: {_RULES_TEXT}"),
         _arg("--keep-margin", type=float, help="margin rule: the improvement a keep needs"),
@@ -135,7 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
 
 def init_settings(args: argparse.Namespace) -> dict:
     """Returns the Campaign.init keyword arguments given on the command line."""
-    keys = ("tag", "budget_s", "metric", "direction", "command", "timeout_s", "template", "keep_rule",
+    keys = ("tag", "budget_s", "metric", "direction", "command", "timeout_s", "startup_timeout_s", "prepare_command",
+            "template", "keep_rule",
             "keep_margin", "max_experiments", "deadline", "target")
     return {k: getattr(args, k, None) for k in keys if getattr(args, k, None) is not None}
 

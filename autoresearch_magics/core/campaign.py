@@ -19,6 +19,7 @@ from .live import read_json, read_live
 from .lock import RunnerLock
 from .notes import latest_notes, skipped_proposals
 from .paths import CampaignPaths, find_campaign_root
+from .phases import budget_constant_warning, time_use
 from .results import ResultsFile
 from .stop_rules import stop_state
 
@@ -43,12 +44,24 @@ class Campaign:
     # -- create, attach, resume --------------------------------------------------------------
     @classmethod
     def init(cls, folder=".", tag: str | None = None, template: str | None = None, deadline: str | None = None,
-             **settings) -> "Campaign":
+             listener=None, **settings) -> "Campaign":
         """Returns a new campaign in `folder`, or the existing one resumed (stop rules may be updated).
 
         An empty folder (no train.py) gets the tinylm template; a folder with train.py is attached
-        as it is; a folder that is not a git repository becomes one.
+        as it is; a folder that is not a git repository becomes one. The campaign's one-time
+        preparation (a template's data, `prepare_command`) runs before this returns, once
+        (preparation.py); its output goes to `listener` as messages.
         """
+        campaign = cls._create_or_resume(folder, tag, template, deadline, settings)
+        warning = budget_constant_warning(campaign.paths.root, campaign.config.budget_s)
+        if warning and listener is not None:
+            listener.message(warning)
+        from .preparation import prepare
+        prepare(campaign, listener)
+        return campaign
+
+    @classmethod
+    def _create_or_resume(cls, folder, tag, template, deadline, settings) -> "Campaign":
         paths = CampaignPaths.of(folder)
         validation.check_init_folder(paths.root)
         settings = {k: v for k, v in settings.items() if v is not None}
@@ -243,6 +256,7 @@ class Campaign:
             "results_path": str(self.paths.results),
             "notes": [{"text": n.text, "at": n.at} for n in latest_notes(self.paths, STATUS_NOTES)],
             "skipped": len(skipped_proposals(self.paths)),
+            "time_use": time_use(rows),
         }
 
     def _summarise(self, rows: list[dict]) -> dict:
@@ -320,6 +334,8 @@ def _place_template(root: Path, template: str | None, config: CampaignConfig) ->
         shutil.copy2(item, target)
         added.append(item.name)
     config.template = name
+    if not config.prepare_command:
+        config.prepare_command = templates.prepare_command_of(name)
     return added
 
 

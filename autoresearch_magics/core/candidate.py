@@ -18,6 +18,7 @@ from .proposers import Proposal
 from .status import Status
 
 BASELINE = "baseline"
+BASELINE_ATTEMPTS = 2   # a crashed baseline is run once more before proposals are judged without one
 
 
 @dataclass(eq=False)
@@ -112,3 +113,17 @@ def make_candidates(campaign, proposals: list[Proposal | None]) -> list[Candidat
     if pool is not None:
         pool.shutdown(wait=False)
     return candidates
+
+
+def needs_baseline(campaign) -> bool:
+    """Returns True when the next batch should start with the baseline (the tip, unchanged): the campaign
+    has no rows yet, or its baseline crashed, nothing has been measured since and the baseline has had
+    fewer than BASELINE_ATTEMPTS tries. results.tsv stays as it is: the crash row stays, the new
+    baseline row follows it."""
+    rows = campaign.rows()
+    if not rows:
+        return True
+    if campaign.best() is not None or any(row.get("status") != str(Status.CRASH) for row in rows):
+        return False
+    tries = [row for row in rows if row.get("description") == BASELINE]
+    return bool(tries) and len(tries) < BASELINE_ATTEMPTS

@@ -36,6 +36,8 @@ class CampaignConfig:
     direction: str = "min"                 # "min": lower is better
     budget_s: float = DEFAULT_BUDGET_S     # training-time budget handed to the script
     timeout_s: float | None = None         # hard kill; None means 2 x budget + startup allowance
+    startup_timeout_s: float | None = None  # limit before a run's first progress line; None: the timeout
+    prepare_command: str = ""              # one-time data preparation run by init ("" = none)
     command: str = DEFAULT_COMMAND         # run with /bin/sh in the working copy
     editable: list[str] = field(default_factory=lambda: ["train.py"])  # files an experiment may change
     max_experiments: int | None = None     # stop rule: attempts, crashes included
@@ -64,6 +66,13 @@ class CampaignConfig:
         if self.timeout_s is not None:
             return float(self.timeout_s)
         return 2.0 * float(self.budget_s) + STARTUP_ALLOWANCE_S
+
+    @property
+    def effective_startup_timeout_s(self) -> float:
+        """Returns how long a run may take before its first progress line (see `runner._Limits`)."""
+        if self.startup_timeout_s is not None:
+            return float(self.startup_timeout_s)
+        return self.effective_timeout_s
 
     @property
     def deadline_at(self) -> datetime | None:

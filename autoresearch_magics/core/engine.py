@@ -38,6 +38,8 @@ from .journal import clear_journal, digest, write_journal
 from .keep_rules import Decision, KeepRule
 from .live import LiveState, write_json_atomic
 from .outcome import result_of, row_for
+from .phases import BudgetCheck
+from .progress_line import parse_progress_line
 from .pruning import prune_reference
 from .status import STOPPED_BY_USER, Status
 from .verdict_checks import load_fairness, remeasure_decision, same_code_as
@@ -79,6 +81,9 @@ class _Run:
     run_id: str = ""
     next_update: float = 0.0
     watch: CurveWatch | None = None   # its curve, and the pruner judging it
+    budget: BudgetCheck | None = None  # whether the script's own budget is the campaign's (phases.py)
+    planned_at: float = 0.0           # monotonic: the engine began starting it (its overhead counts from here)
+    finished_at: float = 0.0          # monotonic: its end reached the engine
     pruned: str = ""                  # the pruner's evidence once it gave up on the run
 
     def note(self, root: Path, launcher: str) -> dict:
@@ -231,8 +236,10 @@ class Engine:
     # -- starting and following runs ---------------------------------------------------------------
     def _start(self, candidate: Candidate, index: int, in_place: bool) -> None:
         """Submits run `index` of `candidate`, once its commit exists (so the journal can name it)."""
+        planned_at = time.monotonic()
         candidate.resolve(self.campaign)
         run = self._planned(candidate, index)
+        run.planned_at = planned_at
         config, paths = self.campaign.config, self.campaign.paths
         env = {ENV_BUDGET: f"{config.budget_s:g}", ENV_EXPERIMENT: str(candidate.number)}
         if run.seed is not None:
@@ -240,12 +247,14 @@ class Engine:
         files, executable = ({}, []) if in_place else self._tree_of(candidate)
         spec = TaskSpec(experiment=candidate.number, run=index, tag=config.tag, command=config.command, files=files,
                         executable=executable, env=env, timeout_s=config.effective_timeout_s,
+                        startup_timeout_s=config.effective_startup_timeout_s,
                         log_cap_bytes=int(config.log_cap_mb * 2**20), gpus=self.executor.gpus_per_experiment,
                         data_dir=str(paths.data), workdir=str(paths.root) if in_place else "")
         run.run_id = spec.run_id   # journaled, so a later recovery finds the run's processes by their marker
         recorder = CurveRecorder(curve_path_for(run.log_path), config.budget_s)
         recorder.start()
         run.watch = CurveWatch(recorder, self._prune.pruner() if self._prune is not None else None)
+        run.budget = BudgetCheck(config.budget_s)
         sink = _Sink(self._events, run)
         self._running.append(run)
         self._journal()
@@ -299,6 +308,7 @@ class Engine:
         elif kind == "lines":
             run.live.on_lines(payload)
             self._watch(run, payload)
+            self._check_budget(run, payload)
         elif kind == "rss":
             run.live.on_rss(payload)
         elif kind == "finished":
@@ -332,6 +342,20 @@ class Engine:
             self.listener.message(f"experiment {run.candidate.number}: {decision.evidence}")
             run.handle.cancel()
 
+    def _check_budget(self, run: _Run, lines: list[str]) -> None:
+        """Says once per campaign process when the script's own budget is not the campaign's."""
+        if run.budget is None:
+            return
+        for line in lines:
+            point = parse_progress_line(line)
+            if point is not None:
+                run.budget.point(point)
+        if not getattr(self, "_budget_told", False):
+            text = run.budget.message(run.candidate.number)
+            if text:
+                self._budget_told = True
+                self.listener.message(text)
+
     def _on_started(self, run: _Run, job_id: str, node: str, pid: int | None) -> None:
         run.job_id, run.node, run.pid = job_id, node, pid
         run.live.data.update(job_id=job_id, node=node, child_pid=pid)
@@ -355,7 +379,11 @@ class Engine:
                 run.watch.close()
             except OSError:
                 pass
-        result = result_of(self.campaign, note, task.outcome, task.error, self._stop_reason(), pruned=run.pruned)
+        run.finished_at = time.monotonic()
+        wall = task.outcome.wall_s if task.outcome is not None else 0.0
+        result = result_of(self.campaign, note, task.outcome, task.error, self._stop_reason(), pruned=run.pruned,
+                           timeout_reason=(run.budget.timeout_reason() or "") if run.budget else "",
+                           overhead_s=run.finished_at - run.planned_at - wall)
         result.lost_attempts = list(task.lost_attempts)
         run.candidate.runs.append(result)
         run.candidate.runs.sort(key=lambda r: r.run)
@@ -475,6 +503,7 @@ class Engine:
         results = []
         if baseline is not None and baseline.verdict is None:
             baseline.verdict = Decision(Status.CRASH, STOPPED_BY_USER)
+        finished_at = {(r.candidate.number, r.index): r.finished_at for r in self._finished}
         for candidate in candidates:
             kept = candidate is winner or (candidate is baseline and candidate.verdict.status == Status.KEEP)
             status = Status.KEEP if kept else Status.DISCARD
@@ -483,6 +512,9 @@ class Engine:
                 if result.status != Status.CRASH:
                     result.status = status
                 result.evidence = candidate.verdict.evidence
+                ended = finished_at.get((result.experiment, result.run))
+                if ended and result.phases.get("overhead_s") is not None:  # the engine's time since its exit
+                    result.phases["overhead_s"] = round(result.phases["overhead_s"] + time.monotonic() - ended, 1)
                 campaign.results.append(row_for(campaign, result))
                 results.append(result)
         self._journal(recorded=True)

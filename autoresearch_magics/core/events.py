@@ -60,6 +60,7 @@ class ExperimentResult:
     other_cpu_s: float | None = None     # CPU seconds of every other process meanwhile
     machine_share: float | None = None   # the run's share of the machine's CPU work meanwhile
     lost_attempts: list[str] = field(default_factory=list)   # earlier attempts the cluster took away
+    phases: dict = field(default_factory=dict)   # startup_s, train_wall_s, eval_s, overhead_s (phases.py)
 
     @property
     def delta(self) -> float | None:

@@ -66,16 +66,20 @@ class LiveState:
                      "commit": commit[:7], "budget_s": budget_s, "started_at": self.started,
                      "runner_pid": os.getpid(), "child_pid": None, "step": None, "percent": None,
                      "loss": None, "tok_per_s": None, "remaining_s": None, "rss_mb": 0.0,
-                     "training_fraction": 0.0, "elapsed_s": 0.0, "tail": []}
+                     "training_fraction": 0.0, "elapsed_s": 0.0, "tail": [],
+                     # start-up (launch -> first progress line), training, evaluation (after the last one)
+                     "phase": "start-up", "training_seconds": None}
         self._tail: deque[str] = deque(maxlen=12)
         self._last_write = 0.0
         self._saw_progress = False
+        self._training_started: float | None = None
 
     def on_start(self, pid: int) -> None:
         self.data["child_pid"] = pid
         self.flush(force=True)
 
     def on_lines(self, lines: list[str]) -> None:
+        self._follow_phase(lines)
         for line in reversed(lines):
             progress = parse_progress(line)
             if progress is not None:
@@ -85,6 +89,26 @@ class LiveState:
                 break
         self._tail.extend(line for line in lines[-12:] if line.strip() and parse_progress(line) is None)
 
+    def _follow_phase(self, lines: list[str]) -> None:
+        """Moves the phase on: training from the first progress line, evaluation once training is
+        complete (100%), the budget has passed since the first progress line (`snapshot`) or the
+        summary block starts."""
+        for line in lines:
+            progress = parse_progress(line)
+            if progress is not None:
+                if self._training_started is None:
+                    self._training_started = time.time()
+                if self.data["phase"] != "evaluation":
+                    self.data["phase"] = "training"
+                if progress.percent is not None:
+                    self.data["training_seconds"] = round(progress.percent / 100.0 * self.data["budget_s"], 1)
+                    if progress.percent >= 100.0:
+                        self.data["phase"] = "evaluation"
+                else:
+                    self.data["training_seconds"] = round(time.time() - self._training_started, 1)
+            elif line.strip() == "---" and self._training_started is not None:
+                self.data["phase"] = "evaluation"
+
     def on_rss(self, rss_mb: float) -> None:
         self.data["rss_mb"] = round(rss_mb, 1)
 
@@ -92,6 +116,8 @@ class LiveState:
         """Returns the current state with time-derived fields filled in."""
         elapsed = time.time() - self.started
         self.data["elapsed_s"] = round(elapsed, 1)
+        if self.data["phase"] == "training" and time.time() - self._training_started >= self.data["budget_s"]:
+            self.data["phase"] = "evaluation"   # the budget has passed since training began
         if self._saw_progress and self.data["percent"] is not None:
             fraction = self.data["percent"] / 100.0
         else:  # the script prints no progress line: show wall time against the budget

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from .candidate import make_candidates
+from .candidate import make_candidates, needs_baseline
 from .engine import Engine
 from .errors import CampaignError, ProposalError
 from .events import CampaignListener
@@ -154,7 +154,7 @@ class _Loop:
         if ended:
             self.end(ended)
             return []
-        baseline = [] if self.campaign.rows() else [None]
+        baseline = [None] if needs_baseline(self.campaign) else []   # a crashed baseline is run again
         if baseline and (engine.slots == 1 or engine.rule.baseline_alone):
             return baseline
         # the baseline shares the first batch with the first proposals, which are judged against it

@@ -10,6 +10,7 @@ import signal
 import psutil
 
 from .events import ExperimentResult
+from .phases import PHASE_COLUMNS, run_phases
 from .results import ResultRow
 from .runner import RunOutcome
 from .status import STOPPED_BY_USER, Status
@@ -21,12 +22,13 @@ SHELL_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV, signal.SIGBUS, 
 OOM_SHARE = 0.8  # a SIGKILLed run that held this share of the machine's memory is taken as out of memory
 
 
-def classify(outcome: RunOutcome, metric: str, timeout_s: float) -> tuple[float | None, str]:
+def classify(outcome: RunOutcome, metric: str, timeout_s: float,
+             startup_timeout_s: float | None = None) -> tuple[float | None, str]:
     """Returns (metric value, "") for a usable run, or (None, crash reason)."""
     if outcome.stopped:
         return None, STOPPED_BY_USER
     if outcome.timed_out:
-        return None, f"timeout: killed after {timeout_s:g}s"
+        return None, _timeout_reason(outcome, timeout_s, startup_timeout_s)
     if outcome.returncode != 0:
         if outcome.saw_fail:
             return None, "FAIL: training diverged (loss NaN or exploding)"
@@ -44,6 +46,17 @@ def classify(outcome: RunOutcome, metric: str, timeout_s: float) -> tuple[float 
     if not is_finite_number(value):
         return None, f"{metric} is {value} (not a finite number)"
     return float(value), ""
+
+
+def _timeout_reason(outcome: RunOutcome, timeout_s: float, startup_timeout_s: float | None) -> str:
+    """Returns a timeout's crash reason, saying which limit it hit (see runner.py, Timeout)."""
+    if getattr(outcome, "timed_out_in_startup", False):
+        return (f"timeout: no progress line within the start-up limit of {startup_timeout_s or timeout_s:g}s "
+                f"(killed after {outcome.wall_s:.0f}s)")
+    first = getattr(outcome, "first_progress_s", None)
+    if startup_timeout_s is not None and first is not None:
+        return f"timeout: killed {timeout_s:g}s after its first progress line ({outcome.wall_s:.0f}s after the launch)"
+    return f"timeout: killed after {timeout_s:g}s"
 
 
 def _signal_reason(outcome: RunOutcome, number: int) -> str:
@@ -70,7 +83,8 @@ def _error_hint(tail: list[str]) -> str:
 
 
 def result_of(campaign, note: dict, outcome: RunOutcome | None, error: str = "",
-              stop_reason: str = STOPPED_BY_USER, pruned: str = "") -> ExperimentResult:
+              stop_reason: str = STOPPED_BY_USER, pruned: str = "", timeout_reason: str = "",
+              overhead_s: float | None = None) -> ExperimentResult:
     """Returns the (undecided) result of one run.
 
     `note` describes the run (experiment, run, commit, parent, description, seed, started_at, log,
@@ -78,13 +92,18 @@ def result_of(campaign, note: dict, outcome: RunOutcome | None, error: str = "",
     run's reason is `stop_reason` (a kernel shutdown is 'interrupted', not a user's stop).
     A run the pruner gave up on (`pruned`: its evidence, when the engine stopped it for that; or the
     runner's own prune) is no crash: it has no metric, and its evidence says where it was stopped.
+    A timeout's reason is `timeout_reason` when the engine knows it better (the script's own budget,
+    phases.BudgetCheck); `overhead_s` is the tool's own time around the run (phases.py).
     """
     config = campaign.config
     evidence = ""
     if outcome is None:
         metric, reason = None, error or "worker lost"
     else:
-        metric, reason = classify(outcome, config.metric, config.effective_timeout_s)
+        metric, reason = classify(outcome, config.metric, config.effective_timeout_s,
+                                  config.effective_startup_timeout_s)
+        if outcome.timed_out and not outcome.stopped and timeout_reason:
+            reason = timeout_reason
         evidence = outcome.prune_evidence if outcome.pruned else pruned if outcome.stopped else ""
         if evidence:
             metric, reason = None, ""
@@ -105,7 +124,9 @@ def result_of(campaign, note: dict, outcome: RunOutcome | None, error: str = "",
         seed=note.get("seed"), started_at=note.get("started_at", ""), launcher=note.get("launcher", "local"),
         job_id=note.get("job_id", ""), node=note.get("node", ""), evidence=evidence, pruned=bool(evidence),
         cpu_s=outcome.cpu_s if outcome else None, other_cpu_s=outcome.other_cpu_s if outcome else None,
-        machine_share=outcome.machine_share if outcome else None)
+        machine_share=outcome.machine_share if outcome else None,
+        phases=run_phases(outcome.wall_s, getattr(outcome, "first_progress_s", None),
+                          getattr(outcome, "last_progress_s", None), overhead_s) if outcome else {})
 
 
 def _cell(value, digits: int) -> str:
@@ -130,7 +151,8 @@ def row_for(campaign, result: ExperimentResult) -> ResultRow:
                "command": config.command, "launcher": result.launcher, "job_id": result.job_id,
                "node": result.node, "evidence": _with_lost_attempts(result),
                "machine_share": _cell(result.machine_share, 3), "cpu_s": _cell(result.cpu_s, 1),
-               "other_cpu_s": _cell(result.other_cpu_s, 1)})
+               "other_cpu_s": _cell(result.other_cpu_s, 1),
+               **{column: _cell(result.phases.get(column), 1) for column in PHASE_COLUMNS}})
 
 
 def _with_lost_attempts(result: ExperimentResult) -> str:

@@ -31,7 +31,7 @@ STATUSES = ("keep", "discard", "crash")
 EXTRA_COLUMNS = (
     "experiment", "run", "parent", "branch", "started_at", "elapsed_min", "training_seconds",
     "peak_rss_gb", "crash_reason", "seed", "log", "command", "launcher", "job_id", "node",
-    "evidence", "machine_share", "cpu_s", "other_cpu_s",
+    "evidence", "machine_share", "cpu_s", "other_cpu_s", "startup_s", "train_wall_s", "eval_s", "overhead_s",
 )
 TORN_NAME = "results-torn.json"
 # csv.reader refuses fields over 131,072 characters; a quoted cell may double in length.

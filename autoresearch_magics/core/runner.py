@@ -21,6 +21,14 @@ with the CPU time the whole machine used (psutil.cpu_times, idle and iowait excl
 The window is the same for both: from the launch to the last sample taken while the run lived
 (at its exit when it ends by itself). A time-budgeted metric depends on this share, so a
 comparison of two runs that got very different shares is not a fair one (see verdict_checks.py).
+
+Timeout. With a start-up limit (RunSpec.startup_timeout_s), the hard timeout counts from the run's
+first progress line (see progress_line.py), so whatever a script does before it starts training
+(imports, building data on first use) is never counted against the run; before that line the run
+may take up to the start-up limit. Without one, or for a script that prints no progress line, the
+timeout counts from the launch. The outcome records when the first and the last progress lines came
+(first_progress_s, last_progress_s, seconds after the launch): the run's start-up, training and
+evaluation phases.
 """
 from __future__ import annotations
 
@@ -38,6 +46,7 @@ import psutil
 from .containment import (GRACE_S, LEFTOVER_GRACE_S, RUN_ID_ENV, kill_process_tree, kill_run, new_run_id,
                           shepherd_command)
 from .curves import CurveWatch
+from .progress_line import is_progress_line
 from .summary import LINE_BREAKS, SummaryParser
 
 if TYPE_CHECKING:
@@ -64,6 +73,7 @@ class RunSpec:
     log_path: str
     env: dict = field(default_factory=dict)   # added to the inherited environment
     timeout_s: float = 600.0
+    startup_timeout_s: float | None = None  # limit before the first progress line; then timeout_s counts from it
     log_cap_bytes: int = 64 << 20
     run_id: str = field(default_factory=new_run_id)   # the marker every process of the run carries
     curve: "CurveRecorder | None" = None      # records the progress lines as the run's curve
@@ -90,6 +100,9 @@ class RunOutcome:
     cpu_s: float | None = None           # CPU seconds of the run's processes (see the module docstring)
     other_cpu_s: float | None = None     # CPU seconds of every other process meanwhile
     machine_share: float | None = None   # cpu_s / (cpu_s + other_cpu_s)
+    first_progress_s: float | None = None  # seconds from the launch to the first progress line
+    last_progress_s: float | None = None   # ... to the last one
+    timed_out_in_startup: bool = False     # the timeout hit before the first progress line
 
 
 class RunListener:
@@ -111,9 +124,9 @@ def run(spec: RunSpec, listener: RunListener | None = None,
     listener = listener or RunListener()
     machine_before = machine_cpu_s()
     start = time.monotonic()
-    limits = _Limits(spec.timeout_s, should_stop, start)
+    limits = _Limits(spec.timeout_s, should_stop, start, spec.startup_timeout_s)
     watch = _Watch(spec.curve, spec.pruner, limits)
-    output = _Output(_LogSink(spec.log_path, spec.log_cap_bytes), listener, watch)
+    output = _Output(_LogSink(spec.log_path, spec.log_cap_bytes), listener, watch, limits)
     try:
         proc = _launch(spec)
     except BaseException:
@@ -138,7 +151,10 @@ def run(spec: RunSpec, listener: RunListener | None = None,
                       summary=output.parser.result(), tail=list(output.tail), saw_fail=output.saw_fail,
                       log_bytes=log_bytes, pid=proc.pid, run_id=spec.run_id, pruned=limits.pruned,
                       prune_evidence=limits.prune_evidence, cpu_s=cpu_s, other_cpu_s=other_cpu_s,
-                      machine_share=share)
+                      machine_share=share, first_progress_s=limits.since_start(limits.first_progress),
+                      last_progress_s=limits.since_start(limits.last_progress),
+                      timed_out_in_startup=limits.timed_out and limits.first_progress is None
+                      and spec.startup_timeout_s is not None)
 
 
 def _launch(spec: RunSpec) -> subprocess.Popen:
@@ -222,8 +238,8 @@ class _Output:
     """The run's output pipe: to the log, and split on `\\r` and `\\n` into lines for the listener,
     the summary parser, the curve and the tail."""
 
-    def __init__(self, sink: "_LogSink", listener: RunListener, watch: CurveWatch) -> None:
-        self.sink, self.listener, self.watch = sink, listener, watch
+    def __init__(self, sink: "_LogSink", listener: RunListener, watch: CurveWatch, limits: "_Limits") -> None:
+        self.sink, self.listener, self.watch, self.limits = sink, listener, watch, limits
         self.fd = -1
         self.selector = selectors.DefaultSelector()
         self.open = False
@@ -287,6 +303,8 @@ class _Output:
             self.parser.feed(line)
             if line.startswith("FAIL"):
                 self.saw_fail = True
+            if is_progress_line(line):
+                self.limits.progressed(time.monotonic())
         self.tail.extend(p for p in parts[-TAIL_LINES:] if p.strip())
         self.listener.lines(parts)
         self.watch.lines(parts)
@@ -373,8 +391,12 @@ def _rss_mb(procs: list[psutil.Process]) -> float:
 class _Limits:
     """The run's timeout, the caller's stop request and the pruner's verdict."""
 
-    def __init__(self, timeout_s: float, should_stop: Callable[[], bool] | None, start: float) -> None:
+    def __init__(self, timeout_s: float, should_stop: Callable[[], bool] | None, start: float,
+                 startup_timeout_s: float | None = None) -> None:
         self.timeout_s, self.should_stop, self.start = timeout_s, should_stop, start
+        self.startup_timeout_s = startup_timeout_s
+        self.first_progress: float | None = None
+        self.last_progress: float | None = None
         self.timed_out = self.stopped = False
         self.pruned, self.prune_evidence = False, ""
         self._acted = False
@@ -383,6 +405,22 @@ class _Limits:
         """Asks for the run to end as pruned, with `evidence` (unless it is already ending)."""
         if not self._acted:
             self.pruned, self.prune_evidence = True, evidence
+
+    def progressed(self, now: float) -> None:
+        """Notes a progress line: the first one starts the timeout (with a start-up limit)."""
+        if self.first_progress is None:
+            self.first_progress = now
+        self.last_progress = now
+
+    def since_start(self, moment: float | None) -> float | None:
+        return None if moment is None else round(moment - self.start, 2)
+
+    def _past_timeout(self, now: float) -> bool:
+        if self.startup_timeout_s is None:
+            return now - self.start > self.timeout_s
+        if self.first_progress is None:
+            return now - self.start > self.startup_timeout_s
+        return now - self.first_progress > self.timeout_s
 
     def settle(self) -> None:
         """Forgets a prune verdict that came after the run had ended by itself."""
@@ -395,7 +433,7 @@ class _Limits:
             return False
         if self.pruned:
             pass
-        elif now - self.start > self.timeout_s:
+        elif self._past_timeout(now):
             self.timed_out = True
         elif self.should_stop is not None and self.should_stop():
             self.stopped = True

@@ -7,6 +7,8 @@ from .errors import CampaignError
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT = "tinylm"
+# One-time set-up a template's campaigns run at init (see preparation.py), when the template ships it.
+PREPARE_COMMANDS = {"tinylm": ("python prepare.py", "prepare.py")}
 
 
 def names() -> list[str]:
@@ -20,3 +22,9 @@ def path_of(name: str) -> Path:
     if not (folder / "train.py").is_file():
         raise CampaignError(f"unknown template {name!r}: choose one of {', '.join(names()) or '(none installed)'}")
     return folder
+
+
+def prepare_command_of(name: str) -> str:
+    """Returns the one-time preparation command of template `name` ("" when it has none)."""
+    command, script = PREPARE_COMMANDS.get(name, ("", ""))
+    return command if command and (TEMPLATES_DIR / name / script).is_file() else ""

@@ -102,6 +102,11 @@ def check_config(config, choices: dict[str, tuple]) -> None:
     positive_seconds("budget_s", config.budget_s)
     if config.timeout_s is not None:
         positive_seconds("timeout_s", config.timeout_s, "660")
+    if config.startup_timeout_s is not None:
+        positive_seconds("startup_timeout_s", config.startup_timeout_s, "600")
+    if not isinstance(config.prepare_command, str):
+        raise FieldError("prepare_command", config.prepare_command, "it must be a shell command or \"\"",
+                         '"python prepare.py"')
     if config.max_experiments is not None:
         whole_number("max_experiments", config.max_experiments, 1, "24")
     if config.deadline is not None:

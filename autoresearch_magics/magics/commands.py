@@ -14,6 +14,7 @@ from ..core.approval import decide_from_outside
 from ..core.background import CANCELLED, FAILED
 from ..core.campaign import Campaign
 from ..core.errors import CampaignError
+from ..core.events import CampaignListener
 from ..core.hardware import describe_hardware
 from ..core.live import read_live
 from ..core.notes import add_note
@@ -29,11 +30,18 @@ STOP_WAIT_S = 15.0      # how long `stop` waits for the stopped run to be record
 OTHER_POLL_S = 0.5      # `wait` on a run owned by another process polls its live file
 
 
+class _Printed(CampaignListener):
+    """Shows the messages of a step with no panel (init's one-time preparation) in the cell's output."""
+
+    def message(self, text):
+        print(text, flush=True)
+
+
 def cmd_init(ctx, args):
     paths = CampaignPaths.of(args.path)
     existed = paths.config.is_file()
     had_script = (paths.root / "train.py").exists()
-    campaign = Campaign.init(args.path, **init_settings(args))
+    campaign = Campaign.init(args.path, listener=_Printed(), **init_settings(args))
     recovered = campaign.recover() if existed else None   # resuming: a runner that died is recorded now
     ctx.attach(campaign)
     if existed:

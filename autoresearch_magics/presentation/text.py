@@ -52,9 +52,15 @@ def format_status(status: dict) -> str:
     if status["best"] and status["baseline"] and status["best"]["value"] is not None \
             and status["baseline"]["value"] is not None:
         lines.append(f"improvement over baseline: {status['best']['value'] - status['baseline']['value']:+.6f}")
+    use = status.get("time_use")
+    if use:
+        lines.append(f"time: {100 * use['training_share']:.0f}% of the wall clock is training "
+                     f"({use['training_s']:.0f}s of {use['wall_s']:.0f}s over {use['runs']} run(s)), "
+                     f"{use['experiments_per_hour']:.1f} runs per hour")
     running = status.get("running")
     if running:
-        lines.append(f"running: #{running['experiment']} {running['description']!r} "
+        phase = f" ({running['phase']})" if running.get("phase") else ""
+        lines.append(f"running: #{running['experiment']} {running['description']!r}{phase} "
                      f"{100 * running.get('training_fraction', 0):.0f}% of budget, loss {running.get('loss')}")
     for note in status.get("notes") or ():
         lines.append(f"note ({note['at'][:16].replace('T', ' ')}): {note['text']}")

@@ -32,6 +32,7 @@ class TaskSpec:
     env: dict[str, str]             # AUTORESEARCH_* variables; nothing that names a path of the driver
     timeout_s: float
     log_cap_bytes: int
+    startup_timeout_s: float | None = None  # limit before the first progress line (see runner.py)
     gpus: int | None = 0            # whole devices for this run; 0: CUDA_VISIBLE_DEVICES=""; None: as inherited
     data_dir: str = ""              # the campaign's data folder, used where a worker can see it
     workdir: str = ""               # run here instead of in a folder made from `files` (this machine only)

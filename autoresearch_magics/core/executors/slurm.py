@@ -156,7 +156,7 @@ class SlurmExecutor(Executor):
         """Submits one Slurm job for `spec`; returns it and its stream folder."""
         stream = self.folder / "streams" / f"{spec.name}-{uuid.uuid4().hex[:8]}"
         stream.mkdir(parents=True)
-        params = {"name": spec.name, "timeout_min": math.ceil(spec.timeout_s / 60) + SLACK_MIN, "nodes": 1,
+        params = {"name": spec.name, "timeout_min": math.ceil((spec.timeout_s + (spec.startup_timeout_s or 0)) / 60) + SLACK_MIN, "nodes": 1,
                   "tasks_per_node": 1, "gpus_per_node": spec.gpus}
         if self.cpus_per_experiment:
             params["cpus_per_task"] = self.cpus_per_experiment

@@ -80,7 +80,7 @@ def run_task(spec: TaskSpec, listener: RunListener, should_stop: Callable[[], bo
             materialise(spec, tree)
         outcome = run(RunSpec(command=spec.command, cwd=str(tree), log_path=log_path or str(work / "run.log"),
                               env=task_env(spec, visible_devices), timeout_s=spec.timeout_s,
-                              log_cap_bytes=spec.log_cap_bytes, run_id=spec.run_id), listener, should_stop)
+                              startup_timeout_s=spec.startup_timeout_s, log_cap_bytes=spec.log_cap_bytes, run_id=spec.run_id), listener, should_stop)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return outcome
