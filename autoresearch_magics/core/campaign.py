@@ -257,7 +257,22 @@ class Campaign:
             "notes": [{"text": n.text, "at": n.at} for n in latest_notes(self.paths, STATUS_NOTES)],
             "skipped": len(skipped_proposals(self.paths)),
             "time_use": time_use(rows),
+            "noise": self.noise_floor(),
         }
+
+    def noise_floor(self) -> dict | None:
+        """Returns the measured run-to-run noise (pooled sd over repeated experiments, its degrees of
+        freedom) and the smallest gain the active keep rule can tell from it, or None before any
+        experiment was run twice."""
+        from .keep_rules import keep_rule_for
+        sigma, df = self.noise()
+        if sigma is None:
+            return None
+        best = self.best()
+        n_best = len(best["values"]) if best else 1
+        rule = keep_rule_for(self.config)
+        return {"sd": sigma, "df": df, "keep_rule": rule.name,
+                "smallest_gain": rule.smallest_gain(self.config, sigma, df, n_best)}
 
     def _summarise(self, rows: list[dict]) -> dict:
         """Returns one experiment's outcome: mean metric over its usable runs, final status, reason."""

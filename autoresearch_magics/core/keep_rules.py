@@ -41,6 +41,11 @@ class KeepRule:
         """Returns the seed for one run (None: the script's own default)."""
         return None
 
+    def smallest_gain(self, config, sigma: float, df: int, n_best: int) -> float:
+        """Returns the smallest gain this rule keeps at the measured noise `sigma`. A rule that
+        judges on one run keeps a pure-noise edit as often as it is discarded, whatever its gain."""
+        return 0.0
+
 
 class StrictRule(KeepRule):
     """The reference ratchet: keep on any strict improvement of the best kept result."""
@@ -60,6 +65,9 @@ class MarginRule(KeepRule):
     """Keep only when better than the best by at least `keep_margin`."""
 
     name = "margin"
+
+    def smallest_gain(self, config, sigma, df, n_best):
+        return config.keep_margin
 
     def decide(self, campaign, values, best):
         value = values[-1]
@@ -89,6 +97,9 @@ class RepeatsRule(KeepRule):
         # Fresh random seeds (each recorded in its row): the noise that matters is what a new
         # seed, or a GPU's non-determinism, changes; fixed seeds would hide it.
         return random.SystemRandom().randrange(1, 2**31)
+
+    def smallest_gain(self, config, sigma, df, n_best):
+        return t_quantile(config.confidence, df) * sigma * (1 / config.repeats + 1 / max(n_best, 1)) ** 0.5
 
     def decide(self, campaign, values, best):
         config = campaign.config

@@ -52,6 +52,15 @@ def format_status(status: dict) -> str:
     if status["best"] and status["baseline"] and status["best"]["value"] is not None \
             and status["baseline"]["value"] is not None:
         lines.append(f"improvement over baseline: {status['best']['value'] - status['baseline']['value']:+.6f}")
+    noise = status.get("noise")
+    if noise:
+        floor = f"noise floor: run-to-run sd {noise['sd']:.6f} (df {noise['df']}); "
+        if noise["keep_rule"] == "strict":
+            floor += (f"the strict rule keeps any gain, so gains below about {2 * noise['sd']:.6f} (2 sd) "
+                      f"are often noise: --keep-rule repeats tells them apart")
+        else:
+            floor += f"smallest gain the {noise['keep_rule']} rule keeps: {noise['smallest_gain']:.6f}"
+        lines.append(floor)
     use = status.get("time_use")
     if use:
         lines.append(f"time: {100 * use['training_share']:.0f}% of the wall clock is training "
