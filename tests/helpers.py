@@ -17,3 +17,15 @@ print(f"val_bpb:          {value:.6f}")
 print("training_seconds: 0.1")
 print("peak_vram_mb:     0.0")
 '''
+
+
+def all_gone(pids: list[int]) -> bool:
+    """Returns True when none of `pids` is still running (a zombie counts as gone)."""
+    import psutil
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.Error:
+            pass
+    return True

@@ -10,7 +10,7 @@ from autoresearch_magics import Campaign
 from autoresearch_magics.core.errors import CampaignBusy, CampaignError, MalformedResults, WrongBranch
 from autoresearch_magics.core.ledger import experiment_ref
 
-from helpers import SUMMARY_SCRIPT, write_script
+from helpers import SUMMARY_SCRIPT, all_gone, write_script
 
 
 def _set_lr(campaign, value):
@@ -155,15 +155,7 @@ def spawning_script(pid_file, sleep_s: int = 300) -> str:
 
 def none_alive(pid_file) -> bool:
     """Returns True when no process a run wrote into `pid_file` is still running."""
-    import psutil
-    pids = [int(p) for p in pid_file.read_text().split()]
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.Error:
-            pass
-    return True
+    return all_gone([int(p) for p in pid_file.read_text().split()])
 
 
 @pytest.mark.timeout(60)

@@ -17,7 +17,7 @@ import pytest
 from autoresearch_magics import Campaign, cli
 from autoresearch_magics.core.ledger import experiment_ref
 
-from helpers import SUMMARY_SCRIPT, write_script
+from helpers import SUMMARY_SCRIPT, all_gone, write_script
 
 
 def hanging_script(pid_file: Path) -> str:
@@ -42,16 +42,6 @@ def wait_for(predicate, timeout_s: float = 30.0):
 def started(pid_file: Path) -> list[int] | None:
     text = pid_file.read_text() if pid_file.exists() else ""
     return [int(p) for p in text.split()] if len(text.split()) == 2 else None
-
-
-def all_gone(pids: list[int]) -> bool:
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.Error:
-            pass
-    return True
 
 
 def cli_process(*argv: str, **options) -> subprocess.Popen:

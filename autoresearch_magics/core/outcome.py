@@ -50,7 +50,7 @@ def classify(outcome: RunOutcome, metric: str, timeout_s: float,
 
 def _timeout_reason(outcome: RunOutcome, timeout_s: float, startup_timeout_s: float | None) -> str:
     """Returns a timeout's crash reason, saying which limit it hit (see runner.py, Timeout)."""
-    if getattr(outcome, "timed_out_in_startup", False):
+    if getattr(outcome, "timed_out_in_startup", False) and startup_timeout_s not in (None, timeout_s):
         return (f"timeout: no progress line within the start-up limit of {startup_timeout_s or timeout_s:g}s "
                 f"(killed after {outcome.wall_s:.0f}s)")
     first = getattr(outcome, "first_progress_s", None)

@@ -83,7 +83,7 @@ def _slurm_task(spec: TaskSpec, stream_dir: str) -> RunOutcome:
             live.write(lines)
 
     try:
-        return run_task(spec, Note(), (stream / "stop").exists)
+        return run_task(spec, Note(), (stream / "stop").exists, watchdog=True)
     finally:
         live.close()
 

@@ -1,7 +1,9 @@
 """The worker side of a task, the same under every executor: materialise the shipped file tree
 in a temporary folder, point the data folder at a per-node cache, run the command with
 `core.runner` (own session, hard timeout, log cap). The runner's shepherd owns every process of
-the run and ends them when the process that started it dies, so the worker needs no guard.
+the run and ends them when the process that started it dies. On a cluster worker a watchdog
+outside the worker's children backs it up: Ray SIGKILLs a dying worker's children, the shepherd
+among them, which leaves the run's orphans to the machine's init.
 
 `stream_task` is the body of a Ray task: it yields the run's events in small batches, so the
 driver's live panel and log file follow the run while it goes on.
@@ -12,6 +14,7 @@ import os
 import queue
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -20,10 +23,49 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..config import ENV_DATA_DIR
+from ..containment import RUN_ID_ENV
 from ..runner import RunListener, RunOutcome, RunSpec, run
 from .base import TaskSpec
 
 FLUSH_S = 0.1            # how long output lines may wait on the worker before they are sent
+WATCH_EVERY_S = 0.2      # how often the watchdog checks the worker and the shepherd
+SETTLE_S = 1.0           # after the shepherd is gone: how often the watchdog looks for what is left
+
+# The watchdog, double-forked so that no clean-up of the worker's children reaches it. When the
+# worker dies, it ends every process that carries the run's marker; once the shepherd is gone and
+# no process carries the marker, the run is over and the watchdog leaves.
+WATCHDOG = r"""
+import os, sys, time
+if os.fork():
+    os._exit(0)
+os.setsid()
+owner, shepherd, run_id = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+every, settle = float(sys.argv[4]), float(sys.argv[5])
+marker = f"AUTORESEARCH_RUN_ID={run_id}".encode() + b"\0"
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+def marked_left():
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/environ", "rb") as fh:
+                    if marker in fh.read() + b"\0" and alive(int(name)):
+                        return True
+            except OSError:
+                pass
+    return False
+while alive(owner):
+    # the shepherd gone and nothing of the run left: the run is over
+    if not alive(shepherd) and not marked_left():
+        sys.exit(0)
+    time.sleep(every if alive(shepherd) else settle)
+from autoresearch_magics.core.containment import kill_run
+kill_run(run_id)
+"""
 def cache_root() -> Path:
     """Returns this machine's cache folder (AUTORESEARCH_CACHE_DIR, else XDG, else ~/.cache)."""
     if os.environ.get("AUTORESEARCH_CACHE_DIR"):
@@ -69,11 +111,35 @@ def task_env(spec: TaskSpec, visible_devices: str | None) -> dict:
     return env
 
 
+class _Watched(RunListener):
+    """Forwards runner callbacks and starts the watchdog once the shepherd exists."""
+
+    def __init__(self, inner: RunListener, run_id: str) -> None:
+        self.inner, self.run_id = inner, run_id
+        self.watchdog: subprocess.Popen | None = None
+
+    def started(self, pid: int) -> None:
+        env = {k: v for k, v in os.environ.items() if k != RUN_ID_ENV}   # the watchdog is no part of the run
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(pid), self.run_id, str(WATCH_EVERY_S),
+             str(SETTLE_S)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        self.inner.started(pid)
+
+    def lines(self, lines: list[str]) -> None:
+        self.inner.lines(lines)
+
+    def sampled(self, rss_mb: float) -> None:
+        self.inner.sampled(rss_mb)
+
+
 def run_task(spec: TaskSpec, listener: RunListener, should_stop: Callable[[], bool],
-             log_path: str | None = None, visible_devices: str | None = None) -> RunOutcome:
+             log_path: str | None = None, visible_devices: str | None = None,
+             watchdog: bool = False) -> RunOutcome:
     """Runs `spec` in its workdir, else in a fresh temporary folder holding its files; returns the
-    runner's outcome."""
+    runner's outcome. `watchdog`: on a cluster worker, whose death may take the shepherd with it."""
     work = Path(tempfile.mkdtemp(prefix=f"{spec.name}-"))
+    if watchdog:
+        listener = _Watched(listener, spec.run_id)
     try:
         tree = Path(spec.workdir) if spec.workdir else work / "tree"
         if not spec.workdir:
@@ -82,6 +148,8 @@ def run_task(spec: TaskSpec, listener: RunListener, should_stop: Callable[[], bo
                               env=task_env(spec, visible_devices), timeout_s=spec.timeout_s,
                               startup_timeout_s=spec.startup_timeout_s, log_cap_bytes=spec.log_cap_bytes, run_id=spec.run_id), listener, should_stop)
     finally:
+        if isinstance(listener, _Watched) and listener.watchdog is not None:
+            listener.watchdog.wait()   # its first half exits at once; the detached half watches on
         shutil.rmtree(work, ignore_errors=True)
     return outcome
 
@@ -111,7 +179,8 @@ def stream_task(spec: TaskSpec, job_id: str, visible_devices: str | None = None)
 
     def work() -> None:
         try:
-            events.put(("done", run_task(spec, _Queued(events), stop.is_set, visible_devices=visible_devices)))
+            events.put(("done", run_task(spec, _Queued(events), stop.is_set, visible_devices=visible_devices,
+                                         watchdog=True)))
         except BaseException as exc:  # reported to the driver, which records a crash with this reason
             events.put(("error", f"{type(exc).__name__}: {exc}"))
 
