@@ -8,7 +8,7 @@ worker kills the whole process group, which Ray alone would not do for grandchil
 
 A run lost with its Ray worker or node (not one its own code crashed) is submitted again as the
 same run, up to `lost_retries` times, wherever the cluster has room; the lost attempts travel in
-the result (`ClusterTaskResult.lost_attempts`). When the head stops answering (it restarted, or
+the result (`TaskResult.lost_attempts`). When the head stops answering (it restarted, or
 this machine lost its connection), the executor drops its connection at once (Ray would end this
 process after a minute without its head), waits up to `reconnect_wait_s` for the address to
 answer again, reconnects and submits the lost runs again; if it does not come back, the runs end
@@ -27,8 +27,8 @@ import sys
 import threading
 import time
 
-from .base import ClusterLostError, Executor, ExecutorError, Handle, StreamLog, TaskSink, TaskSpec
-from .scheduler_state import ClusterTaskResult, Ending, ray_ending, ray_node_alive
+from .base import ClusterLostError, Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec
+from .scheduler_state import Ending, ray_ending, ray_node_alive
 from .worker import stream_task
 
 CONNECT_TIMEOUT_S = 30.0   # a dead address makes ray.init retry for minutes; we give up sooner
@@ -284,19 +284,19 @@ def _follow(executor: RayExecutor, handle: _RayHandle, spec: TaskSpec, log_path:
                 break
     except ClusterLostError as exc:  # no verdict on the idea; later submissions raise the same error
         executor.cluster_lost = exc
-        result = ClusterTaskResult(None, str(exc), lost=True, scheduler_reason="ray cluster lost")
+        result = TaskResult(None, str(exc), lost=True, scheduler_reason="ray cluster lost")
     except Exception as exc:  # the experiment crashes; the other experiments of the batch go on
-        result = ClusterTaskResult(None, f"executor error: {_first_line(exc)}")
+        result = TaskResult(None, f"executor error: {_first_line(exc)}")
     finally:
         log.close()
         if result is None:
-            result = ClusterTaskResult(None, "worker lost: the task ended without a result", lost=True)
+            result = TaskResult(None, "worker lost: the task ended without a result", lost=True)
         result.lost_attempts = list(lost)
         sink.finished(result)
 
 
 def _follow_attempt(executor: RayExecutor, handle: _RayHandle, log: StreamLog, sink: TaskSink):
-    """Reads one attempt's events until it ends; returns its ClusterTaskResult and, when Ray lost
+    """Reads one attempt's events until it ends; returns its TaskResult and, when Ray lost
     it, the Ending (None otherwise)."""
     ray = _ray()
     generator = handle.generator
@@ -316,15 +316,15 @@ def _follow_attempt(executor: RayExecutor, handle: _RayHandle, log: StreamLog, s
                 if event["rss_mb"] is not None:
                     sink.sampled(event["rss_mb"])
             elif kind == "done":
-                return ClusterTaskResult(event["value"], job_id=job_id, node=event["node"]), None
+                return TaskResult(event["value"], job_id=job_id, node=event["node"]), None
             elif kind == "error":
-                return ClusterTaskResult(None, f"could not start on {event['node']}: {event['value']}",
+                return TaskResult(None, f"could not start on {event['node']}: {event['value']}",
                                          job_id, event["node"]), None
     except ray.exceptions.TaskCancelledError:
-        return ClusterTaskResult(None, "stopped by user", job_id, node, cancelled=True), None
+        return TaskResult(None, "stopped by user", job_id, node, cancelled=True), None
     except Exception as exc:
         if handle.cancelled:
-            return ClusterTaskResult(None, "stopped by user", job_id, node, cancelled=True), None
+            return TaskResult(None, "stopped by user", job_id, node, cancelled=True), None
         if (handle.generation != executor.generation or executor._reconnect_lock.locked()
                 or _cluster_unreachable(executor.gcs_address)):  # the head, not the run's node
             executor.reconnect(handle.generation, exc)
@@ -334,9 +334,9 @@ def _follow_attempt(executor: RayExecutor, handle: _RayHandle, log: StreamLog, s
             ending = ray_ending(exc, node_id, _node_alive(node_id, exc))
         else:
             raise
-        return ClusterTaskResult(None, ending.reason, job_id, node, lost=ending.lost,
+        return TaskResult(None, ending.reason, job_id, node, lost=ending.lost,
                                  scheduler_reason=ending.scheduler_reason), ending
-    return ClusterTaskResult(None, "worker lost: the task ended without a result", job_id, node,
+    return TaskResult(None, "worker lost: the task ended without a result", job_id, node,
                              lost=True, scheduler_reason="no result from ray"), None
 
 

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from .base import TaskResult
 
 SLURM_CALL_TIMEOUT_S = 10.0
 
@@ -30,7 +29,6 @@ SLURM_WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL
 STEPD_NOTE = re.compile(r"\*\*\* JOB (\d+) ON (\S+) CANCELLED AT (\S+)(?: DUE TO ([A-Z ]+?))? \*\*\*")
 
 
-ClusterTaskResult = TaskResult   # lost, scheduler_reason and lost_attempts live on TaskResult itself
 
 
 @dataclass

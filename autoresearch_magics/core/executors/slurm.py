@@ -26,8 +26,8 @@ from pathlib import Path
 
 from ..runner import GRACE_S, RunListener, RunOutcome
 from ..summary import LINE_BREAKS
-from .base import Executor, ExecutorError, Handle, StreamLog, TaskSink, TaskSpec
-from .scheduler_state import (ClusterTaskResult, SlurmUnavailable, slurm_ending, slurm_job_state, slurm_requeue_note,
+from .base import Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec
+from .scheduler_state import (SlurmUnavailable, slurm_ending, slurm_job_state, slurm_requeue_note,
                               stepd_cause)
 from .worker import run_task
 
@@ -223,18 +223,18 @@ def _follow(executor: SlurmExecutor, handle: _SlurmHandle, spec: TaskSpec, log_p
             if not again:
                 break
     except Exception as exc:  # the experiment crashes; the other experiments of the batch go on
-        result = ClusterTaskResult(None, f"slurm executor error: {type(exc).__name__}: {exc}"[:300],
+        result = TaskResult(None, f"slurm executor error: {type(exc).__name__}: {exc}"[:300],
                                    str(handle.job.job_id))
     finally:
         log.close()
         if result is None:
-            result = ClusterTaskResult(None, f"slurm job {handle.job.job_id} ended without a result")
+            result = TaskResult(None, f"slurm job {handle.job.job_id} ended without a result")
         result.lost_attempts = list(lost)
         sink.finished(result)
 
 
 def _follow_job(executor: SlurmExecutor, handle: _SlurmHandle, log: StreamLog, sink: TaskSink, lost: list[str]):
-    """Follows one Slurm job to its end; returns its ClusterTaskResult and, when the scheduler
+    """Follows one Slurm job to its end; returns its TaskResult and, when the scheduler
     ended it, the Ending (None otherwise)."""
     job, stream = handle.job, handle.stream
     job_id = str(job.job_id)
@@ -296,7 +296,7 @@ def _follow_job(executor: SlurmExecutor, handle: _SlurmHandle, log: StreamLog, s
 
 
 def _ending_of(job, job_id: str, node: str, state, stopped_by_us: bool):
-    """Returns (ClusterTaskResult, Ending or None) for a job that is over."""
+    """Returns (TaskResult, Ending or None) for a job that is over."""
     outcome, error = None, ""
     if job.paths.result_pickle.exists():
         try:
@@ -308,15 +308,15 @@ def _ending_of(job, job_id: str, node: str, state, stopped_by_us: bool):
     finished_itself = outcome is not None and outcome.returncode == 0
     if stopped_by_us and not finished_itself:
         if outcome is not None and outcome.stopped:
-            return ClusterTaskResult(outcome, job_id=job_id, node=node), None
-        return ClusterTaskResult(None, "stopped by user", job_id, node, cancelled=True), None
+            return TaskResult(outcome, job_id=job_id, node=node), None
+        return TaskResult(None, "stopped by user", job_id, node, cancelled=True), None
     ending = slurm_ending(state, job_id, stepd_cause(_stderr(job))) if state is not None else None
     if ending is not None and not finished_itself:
-        return ClusterTaskResult(None, ending.reason, job_id, node, lost=ending.lost,
+        return TaskResult(None, ending.reason, job_id, node, lost=ending.lost,
                                  scheduler_reason=ending.scheduler_reason), ending
     if outcome is not None:
-        return ClusterTaskResult(outcome, job_id=job_id, node=node), None
-    return ClusterTaskResult(None, error or f"slurm job {job_id} lost{' on ' + node if node else ''}: "
+        return TaskResult(outcome, job_id=job_id, node=node), None
+    return TaskResult(None, error or f"slurm job {job_id} lost{' on ' + node if node else ''}: "
                                             f"it ended without a result", job_id, node), None
 
 
