@@ -105,7 +105,9 @@ def cmd_show(args):
 
 def cmd_curves(args):
     from .presentation.plot import figure_png
-    from .verbs import CURVES_NAME, curves_figure, save_figure_png
+    from .core.outputs import save_own_file
+    from .presentation.curves_plot import curves_figure  # matplotlib loads on first use
+    from .verbs import CURVES_NAME
     campaign = _open(args)
     if args.csv:
         frame = campaign.curves(args.numbers or None)
@@ -113,7 +115,7 @@ def cmd_curves(args):
         return 0
     figure, frame = curves_figure(campaign, args.numbers)
     shown = sorted({int(n) for n in frame["experiment"].dropna()})
-    saved = save_figure_png(campaign, figure_png(figure), args.save or CURVES_NAME)
+    saved = save_own_file(campaign, args.save or CURVES_NAME, figure_png(figure))
     print(f"wrote {saved} (experiments {', '.join(map(str, shown)) or 'none: no curves yet'})")
     return 0
 

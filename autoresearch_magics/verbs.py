@@ -13,7 +13,6 @@ from .core.approval import DEFAULT_TIMEOUT_ACTION, TIMEOUT_ACTIONS
 from .core.campaign import SHOW_TAIL_LINES
 from .core.config import (DEFAULT_BUDGET_S, DEFAULT_COMMAND, DEFAULT_METRIC, DIRECTIONS, KEEP_RULES,
                           STARTUP_ALLOWANCE_S, CampaignConfig)
-from .core.curves import default_experiments
 from .core.executors import EXECUTORS
 from .core.loop import REPORT_EVERY
 from .core.paths import CURVES_NAME, PLOT_NAME, SUMMARY_NAME
@@ -163,30 +162,6 @@ def stop_rule_settings(args: argparse.Namespace) -> dict:
     """Returns the stop-rule and keep-rule settings given on the command line."""
     keys = ("max_experiments", "deadline", "target", "keep_rule", "prune")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-
-
-def curves_figure(campaign, numbers: list[int] | None):
-    """Returns (figure, curves DataFrame) of the curves verb: the given experiments, else the best and
-    the latest ones."""
-    from .presentation.curves_plot import plot_curves  # matplotlib loads on first use
-    best = campaign.best()
-    best_number = int(best["key"]) if best and str(best.get("key", "")).isdigit() else None
-    frame = campaign.curves(numbers or default_experiments(campaign))
-    labels = {int(k): rows[-1].get("description", "")[:30] for k, rows in campaign.experiments().items()
-              if str(k).isdigit()}
-    return plot_curves(frame, best_number, labels=labels), frame
-
-
-def save_figure_png(campaign, png: bytes, where: str) -> "Path":
-    """Writes `png` to `where` (relative to the campaign folder), never over a file the tool did not
-    write (tracked, or yours: then into the report folder); returns the path written."""
-    from pathlib import Path
-    from .core.outputs import OutputRecord
-    target = Path(where).expanduser()
-    target = target if target.is_absolute() else campaign.paths.root / target
-    outputs = OutputRecord(campaign)
-    folder = outputs.choose_folder(target.parent, [target.name], campaign.paths.state / "report")
-    return outputs.write(folder / target.name, png)
 
 
 def proposer_options(args: argparse.Namespace) -> dict:

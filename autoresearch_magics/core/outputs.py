@@ -84,6 +84,16 @@ class OutputRecord:
             pass
 
 
+def save_own_file(campaign, where, data: bytes) -> Path:
+    """Writes `data` to `where` (relative to the campaign folder), never over a file the tool did not
+    write (tracked, or yours: then into the campaign's report folder); returns the path written."""
+    target = Path(where).expanduser()
+    target = target if target.is_absolute() else campaign.paths.root / target
+    outputs = OutputRecord(campaign)
+    folder = outputs.choose_folder(target.parent, [target.name], campaign.paths.state / "report")
+    return outputs.write(folder / target.name, data)
+
+
 def check_folder_writable(folder: Path, fix: str) -> None:
     """Raises CampaignError (naming `fix`) when `folder`, or its nearest existing parent, cannot be written."""
     existing = folder

@@ -222,25 +222,21 @@ def cmd_report(ctx, args):
 
 
 def cmd_plot(ctx, args):
-    from ..core.outputs import OutputRecord
+    from ..core.outputs import save_own_file
     from ..presentation.plot import figure_png, plot_progress  # matplotlib loads on first use
     reader = ctx.session().reader
     figure = plot_progress(reader.frame(), reader.config.metric, reader.config.direction,
                            title=None)
     png = figure_png(figure)
     if args.save:
-        target = Path(args.save).expanduser()
-        target = target if target.is_absolute() else reader.paths.root / target
-        outputs = OutputRecord(reader)  # never over a file the tool did not write (tracked, or yours)
-        target = outputs.write(outputs.choose_folder(target.parent, [target.name], reader.paths.state / "report")
-                               / target.name, png)
-        print(f"saved {target}")
+        print(f"saved {save_own_file(reader, args.save, png)}")   # never over a file you track or made
     display(Image(data=png, format="png"))
 
 
 def cmd_curves(ctx, args):
     from ..presentation.plot import figure_png  # matplotlib loads on first use
-    from ..verbs import curves_figure, save_figure_png
+    from ..core.outputs import save_own_file
+    from ..presentation.curves_plot import curves_figure  # matplotlib loads on first use
     reader = ctx.session().reader
     if args.csv:
         print(reader.curves(args.numbers or None).to_csv(index=False), end="")
@@ -248,7 +244,7 @@ def cmd_curves(ctx, args):
     figure, _ = curves_figure(reader, args.numbers)
     png = figure_png(figure)
     if args.save:
-        print(f"saved {save_figure_png(reader, png, args.save)}")
+        print(f"saved {save_own_file(reader, args.save, png)}")
     display(Image(data=png, format="png"))
     return None
 

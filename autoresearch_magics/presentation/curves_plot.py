@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..core.curves import default_experiments
+
 BEST_COLOUR, CURRENT_COLOUR = "#1a7f37", "#0969da"
 OTHER_COLOURS = ("#8250df", "#bf8700", "#cf222e", "#57606a", "#1b7c83", "#a40e26", "#6e7781")
 FOCUS_FROM = 0.1        # the y range covers values from this share of the budget on (early loss is huge)
@@ -106,3 +108,14 @@ def live_curve_svg(current, best, budget_s: float, column: str = "loss", width: 
     parts.append(f'<text x="4" y="12" font-size="10" fill="#57606a">{html.escape(column)} {hi:.3g}</text>'
                  f'<text x="4" y="{height - 4}" font-size="10" fill="#57606a">{lo:.3g}</text></svg>')
     return "".join(parts)
+
+
+def curves_figure(campaign, numbers: list[int] | None):
+    """Returns (figure, curves DataFrame) of the curves verb: the given experiments, else the best and
+    the latest ones."""
+    best = campaign.best()
+    best_number = int(best["key"]) if best and str(best.get("key", "")).isdigit() else None
+    frame = campaign.curves(numbers or default_experiments(campaign))
+    labels = {int(k): rows[-1].get("description", "")[:30] for k, rows in campaign.experiments().items()
+              if str(k).isdigit()}
+    return plot_curves(frame, best_number, labels=labels), frame
