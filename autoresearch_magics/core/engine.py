@@ -89,11 +89,15 @@ class _Run:
     def note(self, root: Path, launcher: str) -> dict:
         """Returns what the journal and the result need to know about this run."""
         c = self.candidate
-        return {"experiment": c.number, "run": self.index, "commit": c.sha, "parent": c.parent,
+        note = {"experiment": c.number, "run": self.index, "commit": c.sha, "parent": c.parent,
                 "description": c.description, "started_at": self.started_at, "seed": self.seed,
                 "log": os.path.relpath(self.log_path, root), "launcher": launcher, "job_id": self.job_id,
                 "node": self.node, "child_pid": self.pid, "child_started": self.child_started,
                 "run_id": self.run_id}
+        where = getattr(self.handle, "journal", dict)()   # a cluster job that outlives its runner
+        if where:
+            note["task"] = where
+        return note
 
 
 class _Sink(TaskSink):
@@ -179,6 +183,21 @@ class Engine:
         if self._baseline is not None:
             best = self._judge_against_baseline(candidates)
         return self._record(candidates, best, in_place)
+
+    def record_left(self, candidates: list[Candidate], best: dict | None, baseline: Candidate | None = None,
+                    no_keep: str = "") -> list[ExperimentResult]:
+        """Judges and records a batch whose runs ended while no runner listened (recovery.py), on the
+        same path as `run`: verdicts as for a stopped batch, at most one keep, one row per run, the
+        branch moved. `no_keep` (a reason) turns every keep into a discard."""
+        self._baseline, self._best_code, self._finished, self._working_copy = baseline, None, [], None
+        for candidate in candidates:
+            self._judge(candidate, best, True)
+        if baseline is not None:
+            best = self._judge_against_baseline(candidates)
+        for candidate in candidates:
+            if no_keep and candidate is not baseline and candidate.verdict.status == Status.KEEP:
+                candidate.verdict = Decision(Status.DISCARD, f"{candidate.verdict.evidence}; not kept: {no_keep}")
+        return self._record(candidates, best, False)
 
     def _curve_of_best(self, best: dict | None) -> list:
         """Returns the best experiment's first run's curve, thinned, for front ends ([] if none)."""
@@ -266,6 +285,8 @@ class Engine:
         except Exception as exc:  # this run crashes; the batch goes on
             run.handle = _NoHandle()
             sink.finished(TaskResult(None, f"could not submit: {type(exc).__name__}: {exc}"))
+        else:
+            self._journal()   # with where the task runs, so a later recovery can find it
 
     def _planned(self, candidate: Candidate, index: int) -> _Run:
         paths, config = self.campaign.paths, self.campaign.config

@@ -83,6 +83,11 @@ class Handle:
         """Asks the task to stop; its sink still gets `finished` (with `stopped` set in the outcome)."""
         raise NotImplementedError
 
+    def journal(self) -> dict:
+        """Returns what a later recovery needs to find the task once its runner died ({}: the task
+        ends with its runner, or its processes carry the run's marker)."""
+        return {}
+
 
 class Executor:
     """Runs tasks concurrently somewhere; the engine never submits more than its slots at once."""

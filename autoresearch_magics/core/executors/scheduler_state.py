@@ -79,6 +79,11 @@ def slurm_job_state(job_id: str) -> SlurmJobState | None:
     return state
 
 
+def slurm_cancel(job_id: str) -> bool:
+    """Asks Slurm to cancel a job; returns True when scancel took the request."""
+    return _run(["scancel", str(job_id)])[0] == 0
+
+
 def _run(args: list[str]) -> tuple[int, str, str]:
     """Runs a Slurm command; returns (exit status, stdout, stderr), status 127 when it is missing."""
     if shutil.which(args[0]) is None:

@@ -22,13 +22,14 @@ import subprocess
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..runner import GRACE_S, RunListener, RunOutcome
 from ..summary import LINE_BREAKS
 from .base import Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec
-from .scheduler_state import (SlurmUnavailable, slurm_ending, slurm_job_state, slurm_requeue_note,
-                              stepd_cause)
+from .scheduler_state import (SlurmJobState, SlurmUnavailable, slurm_cancel, slurm_ending, slurm_job_state,
+                              slurm_requeue_note, stepd_cause)
 from .worker import run_task
 
 POLL_S = 0.5              # how often the job's log is read
@@ -89,10 +90,19 @@ def _slurm_task(spec: TaskSpec, stream_dir: str) -> RunOutcome:
 
 
 class _SlurmHandle(Handle):
-    def __init__(self, job, stream: Path) -> None:
-        self.job, self.stream = job, stream
+    def __init__(self, job, stream: Path, on_slurm: bool) -> None:
+        self.job, self.stream, self.on_slurm = job, stream, on_slurm
         self.cancel_at: float | None = None
         self.lock = threading.Lock()          # a cancel and a resubmission do not cross
+
+    def journal(self) -> dict:
+        """Returns where a later recovery finds the job: a Slurm job goes on after its runner dies.
+        (A job of submitit's local cluster carries the run's marker: recovery ends it by that.)"""
+        if not self.on_slurm:
+            return {}
+        with self.lock:
+            return {"kind": "slurm", "job_id": str(self.job.job_id), "jobs": str(Path(self.job.paths.folder).resolve()),
+                    "stream": str(self.stream.resolve())}
 
     def cancel(self) -> None:
         with self.lock:
@@ -147,7 +157,7 @@ class SlurmExecutor(Executor):
         if self._executor is None:
             self.open()
         job, stream = self._submit_job(spec)
-        handle = _SlurmHandle(job, stream)
+        handle = _SlurmHandle(job, stream, self.on_slurm)
         threading.Thread(target=_follow, args=(self, handle, spec, log_path, sink), name=spec.name,
                          daemon=True).start()
         return handle
@@ -220,6 +230,7 @@ def _follow(executor: SlurmExecutor, handle: _SlurmHandle, spec: TaskSpec, log_p
                     _note(log, sink, f"{ending.reason}; submitting the run again "
                                      f"(retry {retries} of {executor.lost_retries})")
                     handle.job, handle.stream = executor._submit_job(spec)
+                    sink.started(str(handle.job.job_id), "")  # queued: the runner's journal names the new job
             if not again:
                 break
     except Exception as exc:  # the experiment crashes; the other experiments of the batch go on
@@ -328,4 +339,81 @@ def _stderr(job) -> str:
             fh.seek(max(0, fh.tell() - 65536))
             return fh.read().decode("utf-8", errors="replace")
     except OSError:
+        return ""
+
+
+# -- after the runner died ---------------------------------------------------------------------------
+CANCEL_WAIT_S = 60.0      # how long recovery waits for a cancelled job to leave Slurm
+
+
+@dataclass
+class LeftJob:
+    """What became of a Slurm job whose runner died: `finished` (with its result and output lines),
+    `cancelled` (it still ran or waited: recovery ended it) or `unknown` (nothing left to read)."""
+
+    state: str
+    result: TaskResult | None = None
+    lines: list[str] = field(default_factory=list)   # the output of its last start, from its own log
+    detail: str = ""
+
+
+def settle_left_job(where: dict, cancel_wait_s: float = CANCEL_WAIT_S) -> LeftJob:
+    """Returns what became of the job a dead runner's journal names (`_SlurmHandle.journal`): a job
+    that finished is read from its result and its own log; one that still runs or waits is
+    cancelled (a runner that starts now cannot follow it); one without a trace is `unknown`."""
+    job_id, stream = str(where.get("job_id", "")), Path(where.get("stream", ""))
+    if not job_id or not where.get("stream") or not stream.is_dir():
+        return LeftJob("unknown", detail=f"slurm job {job_id}: its stream folder {stream} is gone")
+    try:
+        state = slurm_job_state(job_id)
+    except SlurmUnavailable as exc:
+        (stream / "stop").touch()   # a run that goes on stops by itself at its next check
+        return LeftJob("unknown", detail=f"slurm job {job_id}: the Slurm controller does not answer ({exc}); "
+                                         f"asked the run to stop")
+    import submitit
+    job = submitit.SlurmJob(folder=where.get("jobs", ""), job_id=job_id)
+    if state is not None and not state.final:
+        (stream / "stop").touch()
+        slurm_cancel(job_id)
+        gone = _wait_until_over(job_id, cancel_wait_s)
+        return LeftJob("cancelled", detail=f"slurm job {job_id} was still {state.state.lower()}: cancelled it"
+                                           + ("" if gone else f" (Slurm had not ended it after {cancel_wait_s:g}s)"))
+    if state is None and not job.paths.result_pickle.exists():
+        return LeftJob("unknown", detail=f"slurm job {job_id}: Slurm no longer knows it and it left no result")
+    attempt = state.restarts if state is not None else max(_attempts(stream), default=0)
+    node = _node_of(stream, attempt) or (state.nodes if state is not None else "")
+    result, _ = _ending_of(job, job_id, node, state, (stream / "stop").exists())
+    tail = _Tail(stream / f"live-{attempt}.log")
+    return LeftJob("finished", result, tail.read(final=True))
+
+
+def _wait_until_over(job_id: str, wait_s: float) -> bool:
+    """Returns True once Slurm holds the job final (or forgot it), False after `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            state = slurm_job_state(job_id)
+        except SlurmUnavailable:
+            state = SlurmJobState("UNKNOWN")   # not known yet: ask again
+        if state is None or state.final:
+            return True
+        time.sleep(POLL_S)
+    return False
+
+
+def _attempts(stream: Path) -> list[int]:
+    """Returns the starts of a job that left an output log in `stream`."""
+    found = []
+    for path in stream.glob("live-*.log"):
+        number = path.stem.split("-", 1)[1]
+        if number.isdigit():
+            found.append(int(number))
+    return found
+
+
+def _node_of(stream: Path, attempt: int) -> str:
+    """Returns the node a start of the job ran on, from its start note ("" when there is none)."""
+    try:
+        return json.loads((stream / f"started-{attempt}.json").read_text())["node"]
+    except (OSError, ValueError, KeyError):
         return ""
