@@ -1,12 +1,15 @@
 """The Slurm executor against a real single-node Slurm (scripts/slurm_up.sh starts it): a batch at
---parallel 2, a job cancelled by someone else, a job Slurm requeues."""
+--parallel 2, a job cancelled by someone else, a job Slurm requeues, a runner killed mid-batch."""
 from __future__ import annotations
 
 import os
 import queue
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,8 +22,8 @@ from autoresearch_magics.core.executors.scheduler_state import (SlurmJobState, s
                                                                  stepd_cause)
 from autoresearch_magics.core.loop import run_loop  # noqa: E402
 
-from test_parallel_support import (ValuesProposer, alive, in_thread, pids_of, rows_by_experiment,  # noqa: E402
-                                   script_campaign, wait_for)
+from test_parallel_support import (Recorder, ValuesProposer, alive, in_thread, pids_of,  # noqa: E402
+                                   rows_by_experiment, script_campaign, wait_for)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,3 +186,96 @@ def test_slurm_words_for_an_end_name_the_cause():
     oom = slurm_ending(SlurmJobState("OUT_OF_MEMORY"), "41")
     assert not oom.lost and not oom.retry and oom.reason.startswith("out of memory")
     assert slurm_ending(SlurmJobState("COMPLETED"), "41") is None
+
+
+def start_doomed_runner(campaign, partition: str, folder: Path, *settings: dict) -> subprocess.Popen:
+    """Starts, in a child process, a loop running `settings` as one Slurm batch at --parallel 2."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        from autoresearch_magics import Campaign
+        from autoresearch_magics.core.executors import make_executor
+        from autoresearch_magics.core.loop import run_loop
+        from test_parallel_support import ValuesProposer
+        campaign = Campaign.open({str(campaign.paths.root)!r})
+        executor = make_executor("slurm", partition={partition!r}, folder={str(folder)!r})
+        run_loop(campaign, ValuesProposer(*{list(settings)!r}), {len(settings)}, executor=executor, parallel=2)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def kill_runner(runner: subprocess.Popen) -> None:
+    runner.send_signal(signal.SIGKILL)   # no handler runs: the journal is all the next runner gets
+    runner.wait(30)
+
+
+def in_queue(name: str) -> bool:
+    return bool(subprocess.run(["squeue", "-h", "-n", name, "-o", "%i"], capture_output=True, text=True).stdout.strip())
+
+
+def test_jobs_that_finish_after_their_runner_was_killed_are_recorded_from_their_logs(partition, tmp_path):
+    campaign = script_campaign(tmp_path)
+    folder = tmp_path / "jobs"
+    executor = make_executor("slurm", partition=partition, folder=folder)
+    run_loop(campaign, ValuesProposer(), None, executor=executor)          # the baseline: 1.0
+    runner = start_doomed_runner(campaign, partition, folder, {"VALUE": 0.9, "SLEEP_S": 8.0},
+                                 {"VALUE": 0.8, "SLEEP_S": 8.0})
+    try:
+        wait_for(lambda: pids_of(campaign, 2) and pids_of(campaign, 3), 120)
+    finally:
+        kill_runner(runner)
+    assert set(rows_by_experiment(campaign)) == {1}                       # nothing of the batch recorded
+    wait_for(lambda: not in_queue("autoresearch-t-2") and not in_queue("autoresearch-t-3"), 120, 0.5)
+
+    recorder = Recorder()
+    run_loop(campaign, ValuesProposer(), None, executor=executor, listener=recorder)   # the next runner
+    rows = rows_by_experiment(campaign)
+    assert sorted(rows) == [1, 2, 3] and all(len(rows[n]) == 1 for n in rows)
+    two, three = rows[2][0], rows[3][0]
+    assert (two["status"], float(two["val_bpb"])) == ("discard", 0.9)    # real metrics, not 'interrupted'
+    assert (three["status"], float(three["val_bpb"])) == ("keep", 0.8)   # at most one keep: the better one
+    assert two["crash_reason"] == three["crash_reason"] == ""
+    assert "experiment 3 did better" in two["evidence"]
+    assert two["job_id"].isdigit() and three["job_id"].isdigit() and two["node"] == socket.gethostname()
+    text = " ".join(recorder.messages)
+    assert text.count("finished while no runner was listening; recorded from its log") == 2, text
+
+    refs = campaign.ledger.experiment_refs("t")
+    assert campaign.ledger.tip() == refs[3] and campaign.ledger.current_branch() == campaign.config.branch
+    assert (campaign.paths.root / "train.py").read_text() == campaign.ledger.read_file(refs[3], "train.py")
+    assert campaign.best()["key"] == "3" and campaign.next_experiment() == 4
+    assert not campaign.paths.current.exists()
+    log = (campaign.paths.root / three["log"]).read_text()
+    assert log.count("devices=") == 1 and "val_bpb:          0.800000" in log   # completed, nothing twice
+
+
+def test_a_job_still_running_when_the_next_runner_starts_is_cancelled_and_recorded_interrupted(partition, tmp_path):
+    campaign = script_campaign(tmp_path)
+    folder = tmp_path / "jobs"
+    executor = make_executor("slurm", partition=partition, folder=folder)
+    run_loop(campaign, ValuesProposer(), None, executor=executor)
+    runner = start_doomed_runner(campaign, partition, folder, {"VALUE": 0.9, "SLEEP_S": 2.0},
+                                 {"VALUE": 0.8, "SLEEP_S": 300, "SPAWN": True})
+    try:
+        wait_for(lambda: pids_of(campaign, 2) and pids_of(campaign, 3), 120)
+    finally:
+        kill_runner(runner)
+    wait_for(lambda: not in_queue("autoresearch-t-2"), 120, 0.5)           # the short one finished unheard
+    long_job = subprocess.run(["squeue", "-h", "-n", "autoresearch-t-3", "-o", "%i"], capture_output=True,
+                              text=True).stdout.strip()
+    assert long_job and squeue_state(long_job) == "RUNNING"
+
+    recorder = Recorder()
+    run_loop(campaign, ValuesProposer(), None, executor=executor, listener=recorder)
+    rows = rows_by_experiment(campaign)
+    assert (rows[2][0]["status"], float(rows[2][0]["val_bpb"])) == ("keep", 0.9)
+    assert (rows[3][0]["status"], rows[3][0]["crash_reason"]) == ("crash", "interrupted")
+    assert rows[3][0]["job_id"] == long_job
+    text = " ".join(recorder.messages)
+    assert f"slurm job {long_job} was still running: cancelled it" in text, text
+    assert "recorded from its log" in text
+    assert not in_queue("autoresearch-t-3")
+    wait_for(lambda: all(not alive(pid) for pid in pids_of(campaign, 3)), 30)  # training and its child
+    assert campaign.ledger.tip() == campaign.ledger.experiment_refs("t")[2]
