@@ -4,6 +4,9 @@ results.tsv gets a batch's rows only once the batch is decided, so until then th
 its runs; a runner that dies leaves them here and the next runner records them as crashes
 ('interrupted') instead of losing them. When a run uses the working copy, the journal also holds
 what the engine wrote there, so recovery can tell the engine's content from the user's.
+
+A run whose cluster job outlives its runner (Slurm) carries `task` in its note: where the job
+can be found later (`Handle.journal`). Notes without it, from any earlier version, still read.
 """
 from __future__ import annotations
 

@@ -182,6 +182,9 @@ def _changed_files(campaign, commit: str, parent: str) -> dict[str, str]:
     return {p: t for p, t in mine.items() if t is not None and t != before[p]}
 
 
+NOTE_PREFIX = "[autoresearch: "
+
+
 def _complete_log(path: Path, lines: list[str]) -> None:
     """Appends to a run's log the output lines of its job that its runner did not live to copy.
 
@@ -197,7 +200,7 @@ def _complete_log(path: Path, lines: list[str]) -> None:
     missing = lines[_copied(have, lines):]
     if not missing:
         return
-    note = "[autoresearch: the rest of the run's output, from its job's own log (the runner had stopped)]"
+    note = f"{NOTE_PREFIX}the rest of the run's output, from its job's own log (the runner had stopped)]"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab") as fh:
         fh.write("".join(line + "\n" for line in [note, *missing]).encode("utf-8", errors="replace"))
@@ -205,42 +208,13 @@ def _complete_log(path: Path, lines: list[str]) -> None:
 
 
 def _copied(have: list[str], lines: list[str]) -> int:
-    """Returns how many of `lines` (from the start) the end of `have` holds already."""
-    if not lines:
-        return 0
-    for start in range(max(0, len(have) - len(lines)), len(have)):
-        if have[start] == lines[0] and have[start:] == lines[:len(have) - start]:
-            return len(have) - start
+    """Returns how many of `lines` (from the start) the end of `have` holds already; notes of ours
+    ("[autoresearch: ...]", which the runner wrote between the job's lines) do not count."""
+    ours = lambda line: line.startswith(NOTE_PREFIX)
+    have = [line for line in have if not ours(line)]
+    theirs = [i for i, line in enumerate(lines) if not ours(line)]
+    wanted = [lines[i] for i in theirs]
+    for start in range(max(0, len(have) - len(wanted)), len(have)):
+        if have[start] == wanted[0] and have[start:] == wanted[:len(have) - start]:
+            return theirs[len(have) - start - 1] + 1
     return 0
-
-
-def _move_branch_back(campaign, record: dict) -> None:
-    """A runner of an earlier version moved the branch to the undecided commit: move it back."""
-    ledger, config = campaign.ledger, campaign.config
-    if ledger.current_branch() == config.branch and ledger.tip() == record["commit"] != record["parent"]:
-        ledger.move_branch(record["parent"])
-        ledger.sync_index(config.editable)
-
-
-def _settle_working_copy(campaign, record: dict, report: RecoveryReport) -> None:
-    """Puts editable files back to the tip where they hold the engine's content; keeps the user's."""
-    editable = campaign.config.editable
-    tip = campaign.ledger.tip()
-    at_tip = files_at(campaign, tip, editable)
-    now = working_copy(campaign)
-    if record.get("digests") is not None:
-        ours = {p: set(record["digests"].get(p, [])) for p in editable}
-    else:  # the earlier form: the engine's content is the experiment's commit
-        ran = files_at(campaign, record["commit"], editable)
-        ours = {p: {str(digest(ran[p]))} for p in editable}
-    restore = {}
-    for path in editable:
-        if now[path] == at_tip[path]:
-            continue
-        if str(digest(now[path])) in ours[path] and at_tip[path] is not None:
-            restore[path] = at_tip[path]
-        else:
-            report.kept.append(path)
-    if restore:
-        write_working_copy(campaign, restore)
-        report.restored.extend(sorted(restore))
