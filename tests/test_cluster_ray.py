@@ -1,5 +1,6 @@
 """The Ray executor against a real two-node Ray cluster on this machine (scripts/ray_up.sh starts
-it): a batch at --parallel 2, a node whose raylet dies mid-run, a dead address."""
+it): a batch at --parallel 2, a node whose raylet dies mid-run, a dead address, a runner killed
+mid-batch."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -19,8 +21,8 @@ from autoresearch_magics.core.executors import ExecutorError, make_executor  # n
 from autoresearch_magics.core.executors.ray_executor import RayExecutor, connect  # noqa: E402
 from autoresearch_magics.core.loop import run_loop  # noqa: E402
 
-from test_parallel_support import (ValuesProposer, alive, in_thread, pids_of, rows_by_experiment,  # noqa: E402
-                                   script_campaign, wait_for)
+from test_parallel_support import (Recorder, ValuesProposer, alive, in_thread, pids_of,  # noqa: E402
+                                   rows_by_experiment, script_campaign, wait_for)
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY_CLI = Path(sys.executable).with_name("ray")
@@ -220,3 +222,41 @@ def test_a_head_that_restarts_mid_run_is_reconnected_and_the_run_goes_on(address
             _stop(head)
         ray.shutdown()
         connect(address)                       # the module's connection, for any later test
+
+
+def test_runs_of_a_killed_runner_end_with_it_and_the_next_runner_records_them_interrupted(address, tmp_path):
+    campaign = script_campaign(tmp_path)
+    run_loop(campaign, ValuesProposer(), None, executor=make_executor("ray", address=address))
+    settings = [{"VALUE": 0.9, "SLEEP_S": 120, "SPAWN": True}, {"VALUE": 0.8, "SLEEP_S": 120, "SPAWN": True}]
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        from autoresearch_magics import Campaign
+        from autoresearch_magics.core.executors import make_executor
+        from autoresearch_magics.core.loop import run_loop
+        from test_parallel_support import ValuesProposer
+        campaign = Campaign.open({str(campaign.paths.root)!r})
+        run_loop(campaign, ValuesProposer(*{settings!r}), 2, executor=make_executor("ray", address={address!r}),
+                 parallel=2)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    runner = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        pids = wait_for(lambda: (pids_of(campaign, 2) or []) + (pids_of(campaign, 3) or [])
+                        if pids_of(campaign, 2) and pids_of(campaign, 3) else None, 120)
+    finally:
+        runner.send_signal(signal.SIGKILL)   # a Ray task dies with the driver that owns it
+        runner.wait(30)
+    # no runner has started yet: Ray ended the tasks and the watchdog the run's processes
+    wait_for(lambda: all(not alive(pid) for pid in pids), 60, 0.5)
+
+    recorder = Recorder()
+    run_loop(campaign, ValuesProposer(), None, executor=make_executor("ray", address=address), listener=recorder)
+    rows = rows_by_experiment(campaign)
+    assert sorted(rows) == [1, 2, 3]
+    assert all((rows[n][0]["status"], rows[n][0]["crash_reason"]) == ("crash", "interrupted") for n in (2, 3))
+    assert all(rows[n][0]["launcher"] == "ray" for n in (2, 3))
+    assert "was cut off" in " ".join(recorder.messages)
+    assert campaign.ledger.tip() == campaign.ledger.experiment_refs("t")[1]   # the branch stays at the best
+    assert not campaign.paths.current.exists()
