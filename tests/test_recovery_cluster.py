@@ -22,6 +22,7 @@ def test_a_slurm_run_whose_stream_folder_is_gone_is_recorded_as_interrupted(tmp_
     write_journal(campaign, "slurm", [slurm_note(campaign, tmp_path / "gone")], None)
     report = campaign.recover()
     assert report.recorded == [1] and not report.from_logs
+    assert "slurm job 987654" in report.left_jobs[1] and "slurm job 987654" in report.text()
     row = rows_by_experiment(campaign)[1][0]
     assert (row["status"], row["crash_reason"], row["launcher"]) == ("crash", "interrupted", "slurm")
     assert not campaign.paths.current.exists()

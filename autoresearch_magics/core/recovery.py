@@ -40,7 +40,7 @@ class RecoveryReport:
     kept: list[str] = field(default_factory=list)          # editable files holding the user's own edit, left alone
     descriptions: dict[int, str] = field(default_factory=dict)
     from_logs: list = field(default_factory=list)          # results of cluster runs that finished unheard
-    cancelled: dict[int, str] = field(default_factory=dict)  # experiment -> what recovery ended (Slurm jobs)
+    left_jobs: dict[int, str] = field(default_factory=dict)  # experiment -> what became of its cluster job
 
     def text(self) -> str:
         """Returns one line for the user."""
@@ -52,9 +52,9 @@ class RecoveryReport:
                          f"({result.description!r}) finished while no runner was listening; recorded from its log: "
                          f"{verdict}")
         for number in self.recorded:
-            if number in self.cancelled:
+            if number in self.left_jobs:
                 parts.append(f"experiment #{number} ({self.descriptions.get(number, '')!r}) was cut off: "
-                             f"{self.cancelled[number]}; recorded as a crash, 'interrupted'")
+                             f"{self.left_jobs[number]}; recorded as a crash, 'interrupted'")
                 continue
             parts.append(f"experiment #{number} ({self.descriptions.get(number, '')!r}) was cut off "
                          f"(kernel restart?): recorded as a crash, 'interrupted'; its training process is gone")
@@ -97,7 +97,8 @@ def _record_runs(campaign, journal: dict, report: RecoveryReport) -> None:
             kill_process_tree(child)
         if note.get("run_id"):
             kill_run(note["run_id"])   # what survived its shepherd, found by the marker the run set
-    notes = [{**n, "launcher": n.get("launcher") or journal.get("launcher", "local")} for n in notes]
+    notes = [{**n, "launcher": n.get("launcher") or journal.get("launcher", "local"),
+              "job_id": n.get("job_id") or (n.get("task") or {}).get("job_id", "")} for n in notes]
     left = _settle_cluster_jobs(notes, report)
     untouched = not any((str(n["experiment"]), str(n["run"])) in have for n in notes)
     if untouched and any(job.state == "finished" for job in left.values()):
@@ -125,8 +126,8 @@ def _settle_cluster_jobs(notes: list[dict], report: RecoveryReport) -> dict:
         except Exception:  # a job that cannot be read is recorded as any other cut-off run: interrupted
             continue
         left[(note["experiment"], note["run"])] = job
-        if job.state == "cancelled":
-            report.cancelled[note["experiment"]] = job.detail
+        if job.state != "finished":
+            report.left_jobs[note["experiment"]] = job.detail
     return left
 
 

@@ -361,30 +361,32 @@ def settle_left_job(where: dict, cancel_wait_s: float = CANCEL_WAIT_S) -> LeftJo
     """Returns what became of the job a dead runner's journal names (`_SlurmHandle.journal`): a job
     that finished is read from its result and its own log; one that still runs or waits is
     cancelled (a runner that starts now cannot follow it); one without a trace is `unknown`."""
-    job_id, stream = str(where.get("job_id", "")), Path(where.get("stream", ""))
-    if not job_id or not where.get("stream") or not stream.is_dir():
-        return LeftJob("unknown", detail=f"slurm job {job_id}: its stream folder {stream} is gone")
+    job_id, stream = str(where.get("job_id", "")), Path(where.get("stream") or "")
+    there = bool(where.get("stream")) and stream.is_dir()
     try:
-        state = slurm_job_state(job_id)
+        state = slurm_job_state(job_id) if job_id else None
     except SlurmUnavailable as exc:
-        (stream / "stop").touch()   # a run that goes on stops by itself at its next check
-        return LeftJob("unknown", detail=f"slurm job {job_id}: the Slurm controller does not answer ({exc}); "
-                                         f"asked the run to stop")
-    import submitit
-    job = submitit.SlurmJob(folder=where.get("jobs", ""), job_id=job_id)
+        if there:
+            (stream / "stop").touch()   # a run that goes on stops by itself at its next check
+        return LeftJob("unknown", detail=f"the Slurm controller does not answer about slurm job {job_id} ({exc})"
+                                         + ("; asked the run to stop" if there else ""))
     if state is not None and not state.final:
-        (stream / "stop").touch()
+        if there:
+            (stream / "stop").touch()
         slurm_cancel(job_id)
         gone = _wait_until_over(job_id, cancel_wait_s)
         return LeftJob("cancelled", detail=f"slurm job {job_id} was still {state.state.lower()}: cancelled it"
                                            + ("" if gone else f" (Slurm had not ended it after {cancel_wait_s:g}s)"))
+    if not there:
+        return LeftJob("unknown", detail=f"slurm job {job_id} left no output to read (its folder {stream} is gone)")
+    import submitit
+    job = submitit.SlurmJob(folder=where.get("jobs", ""), job_id=job_id)
     if state is None and not job.paths.result_pickle.exists():
-        return LeftJob("unknown", detail=f"slurm job {job_id}: Slurm no longer knows it and it left no result")
+        return LeftJob("unknown", detail=f"Slurm no longer knows job {job_id} and it left no result")
     attempt = state.restarts if state is not None else max(_attempts(stream), default=0)
     node = _node_of(stream, attempt) or (state.nodes if state is not None else "")
     result, _ = _ending_of(job, job_id, node, state, (stream / "stop").exists())
-    tail = _Tail(stream / f"live-{attempt}.log")
-    return LeftJob("finished", result, tail.read(final=True))
+    return LeftJob("finished", result, _Tail(stream / f"live-{attempt}.log").read(final=True))
 
 
 def _wait_until_over(job_id: str, wait_s: float) -> bool:
