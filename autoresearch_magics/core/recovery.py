@@ -219,3 +219,35 @@ def _copied(have: list[str], lines: list[str]) -> int:
         if have[start] == wanted[0] and have[start:] == wanted[:len(have) - start]:
             return theirs[len(have) - start - 1] + 1
     return 0
+
+
+def _move_branch_back(campaign, record: dict) -> None:
+    """A runner of an earlier version moved the branch to the undecided commit: move it back."""
+    ledger, config = campaign.ledger, campaign.config
+    if ledger.current_branch() == config.branch and ledger.tip() == record["commit"] != record["parent"]:
+        ledger.move_branch(record["parent"])
+        ledger.sync_index(config.editable)
+
+
+def _settle_working_copy(campaign, record: dict, report: RecoveryReport) -> None:
+    """Puts editable files back to the tip where they hold the engine's content; keeps the user's."""
+    editable = campaign.config.editable
+    tip = campaign.ledger.tip()
+    at_tip = files_at(campaign, tip, editable)
+    now = working_copy(campaign)
+    if record.get("digests") is not None:
+        ours = {p: set(record["digests"].get(p, [])) for p in editable}
+    else:  # the earlier form: the engine's content is the experiment's commit
+        ran = files_at(campaign, record["commit"], editable)
+        ours = {p: {str(digest(ran[p]))} for p in editable}
+    restore = {}
+    for path in editable:
+        if now[path] == at_tip[path]:
+            continue
+        if str(digest(now[path])) in ours[path] and at_tip[path] is not None:
+            restore[path] = at_tip[path]
+        else:
+            report.kept.append(path)
+    if restore:
+        write_working_copy(campaign, restore)
+        report.restored.extend(sorted(restore))
