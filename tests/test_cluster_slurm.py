@@ -20,6 +20,7 @@ from autoresearch_magics.core.executors import ExecutorError, make_executor  # n
 from autoresearch_magics.core.executors.base import TaskSink, TaskSpec  # noqa: E402
 from autoresearch_magics.core.executors.scheduler_state import (SlurmJobState, slurm_ending,  # noqa: E402
                                                                  stepd_cause)
+from autoresearch_magics.core.journal import read_journal  # noqa: E402
 from autoresearch_magics.core.loop import run_loop  # noqa: E402
 
 from test_parallel_support import (Recorder, ValuesProposer, alive, in_thread, pids_of,  # noqa: E402
@@ -188,8 +189,9 @@ def test_slurm_words_for_an_end_name_the_cause():
     assert slurm_ending(SlurmJobState("COMPLETED"), "41") is None
 
 
-def start_doomed_runner(campaign, partition: str, folder: Path, *settings: dict) -> subprocess.Popen:
-    """Starts, in a child process, a loop running `settings` as one Slurm batch at --parallel 2."""
+def start_doomed_runner(campaign, partition: str, folder: Path, *settings: dict, **options) -> subprocess.Popen:
+    """Starts, in a child process, a loop running `settings` as one Slurm batch at --parallel 2
+    (`options`: the Slurm executor's own)."""
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT / "tests")!r})
@@ -198,7 +200,7 @@ def start_doomed_runner(campaign, partition: str, folder: Path, *settings: dict)
         from autoresearch_magics.core.loop import run_loop
         from test_parallel_support import ValuesProposer
         campaign = Campaign.open({str(campaign.paths.root)!r})
-        executor = make_executor("slurm", partition={partition!r}, folder={str(folder)!r})
+        executor = make_executor("slurm", partition={partition!r}, folder={str(folder)!r}, **{options!r})
         run_loop(campaign, ValuesProposer(*{list(settings)!r}), {len(settings)}, executor=executor, parallel=2)
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -279,3 +281,25 @@ def test_a_job_still_running_when_the_next_runner_starts_is_cancelled_and_record
     assert not in_queue("autoresearch-t-3")
     wait_for(lambda: all(not alive(pid) for pid in pids_of(campaign, 3)), 30)  # training and its child
     assert campaign.ledger.tip() == campaign.ledger.experiment_refs("t")[2]
+
+
+def test_a_queued_job_of_a_killed_runner_is_cancelled_and_recorded_interrupted(partition, tmp_path):
+    campaign = script_campaign(tmp_path)
+    folder = tmp_path / "jobs"
+    executor = make_executor("slurm", partition=partition, folder=folder)
+    run_loop(campaign, ValuesProposer(), None, executor=executor)
+    runner = start_doomed_runner(campaign, partition, folder, {"VALUE": 0.9}, slurm_parameters={"begin": "now+600"})
+    journaled = lambda: [n for n in (read_journal(campaign) or {}).get("runs", []) if n.get("task")]
+    try:
+        note = wait_for(journaled, 120)[0]
+    finally:
+        kill_runner(runner)
+    job_id = note["task"]["job_id"]
+    assert squeue_state(job_id) == "PENDING"
+
+    recorder = Recorder()
+    run_loop(campaign, ValuesProposer(), None, executor=executor, listener=recorder)
+    row = rows_by_experiment(campaign)[2][0]
+    assert (row["status"], row["crash_reason"], row["job_id"]) == ("crash", "interrupted", job_id)
+    assert f"slurm job {job_id} was still pending: cancelled it" in " ".join(recorder.messages)
+    assert not squeue_state(job_id)
