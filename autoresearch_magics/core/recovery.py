@@ -21,8 +21,11 @@ from pathlib import Path
 
 from .candidate import BASELINE, Candidate, files_at
 from .curves import curve_path_for
+from .engine import Engine
 from .events import CampaignListener
+from .executors.base import Executor
 from .journal import clear_journal, digest, read_journal
+from .keep_rules import keep_rule_for
 from .live import process_alive, read_json, write_json_atomic
 from .outcome import result_of, row_for
 from .containment import kill_process_tree, kill_run
@@ -140,9 +143,6 @@ def _note_interrupted(report: RecoveryReport, note: dict) -> None:
 def _record_batch(campaign, notes: list[dict], left: dict, report: RecoveryReport) -> None:
     """Records a batch some of whose cluster jobs finished unheard: those from their result and log,
     the rest as 'interrupted', judged and kept on the engine's path (engine.record_left)."""
-    from .engine import Engine
-    from .executors.base import Executor
-    from .keep_rules import keep_rule_for
     config = campaign.config
     candidates: dict[int, Candidate] = {}
     heard = []
