@@ -10,6 +10,10 @@ Slurm's own word decides how a job that did not finish by itself is recorded (se
 `scheduler_state`): a job Slurm requeued is followed into its next start; one preempted or lost
 with its node is submitted again as the same run, up to `lost_retries` times; one cancelled by
 someone else is recorded as cancelled, and not run again.
+
+A job goes on when the runner that submitted it dies: the runner's journal names it
+(`_SlurmHandle.journal`), and the next runner's recovery settles it (`settle_left_job`): a job
+that finished is read from its result and its own log, one still queued or running is cancelled.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ STATE_EVERY_S = 2.0       # how often Slurm is asked for the job's state
 FORGOTTEN_AFTER = 3       # state reads that find no job before it counts as gone
 LOST_RETRIES = 2          # default: how often a run lost to preemption or a node failure is submitted again
 SLACK_MIN = 5             # minutes Slurm's own time limit adds to the run's hard timeout
+CANCEL_WAIT_S = 60.0      # seconds recovery waits for a job it cancelled to leave Slurm
 INSTALL_HINT = "pip install 'autoresearch-magics[slurm]'"
 
 
@@ -101,8 +106,8 @@ class _SlurmHandle(Handle):
         if not self.on_slurm:
             return {}
         with self.lock:
-            return {"kind": "slurm", "job_id": str(self.job.job_id), "jobs": str(Path(self.job.paths.folder).resolve()),
-                    "stream": str(self.stream.resolve())}
+            return {"kind": "slurm", "job_id": str(self.job.job_id),
+                    "jobs": str(Path(self.job.paths.folder).resolve()), "stream": str(self.stream.resolve())}
 
     def cancel(self) -> None:
         with self.lock:
@@ -343,9 +348,6 @@ def _stderr(job) -> str:
 
 
 # -- after the runner died ---------------------------------------------------------------------------
-CANCEL_WAIT_S = 60.0      # how long recovery waits for a cancelled job to leave Slurm
-
-
 @dataclass
 class LeftJob:
     """What became of a Slurm job whose runner died: `finished` (with its result and output lines),
