@@ -237,7 +237,7 @@ class Campaign:
         metric = self.config.metric
         groups = self.experiments()
         summaries = [self._summarise(group) for group in groups.values()]
-        baseline = next((e for e in summaries if e["value"] is not None), None)
+        baseline = self._baseline(groups)
         counts = {s: sum(e["status"] == s for e in summaries) for s in ("keep", "discard", "crash")}
         best_brief = self._summarise(groups[best["key"]]) if best else None
         return {
@@ -259,6 +259,19 @@ class Campaign:
             "time_use": time_use(rows),
             "noise": self.noise_floor(),
         }
+
+    def _baseline(self, groups: dict[str, list[dict]]) -> dict | None:
+        """Returns the baseline's summary: the first measured experiment that ran the campaign's starting code
+        unchanged (candidate.baseline_keys; its description does not matter), else the first measured one (a
+        campaign whose baseline never produced a value, or a reference-format file); None before any value.
+        Its `unchanged` field says which."""
+        from .candidate import baseline_keys
+        for key in baseline_keys(groups):
+            summary = self._summarise(groups[key])
+            if summary["value"] is not None:
+                return {**summary, "unchanged": True}
+        first = next((s for s in map(self._summarise, groups.values()) if s["value"] is not None), None)
+        return None if first is None else {**first, "unchanged": False}
 
     def noise_floor(self) -> dict | None:
         """Returns the measured run-to-run noise (pooled sd over repeated experiments, its degrees of

@@ -115,15 +115,45 @@ def make_candidates(campaign, proposals: list[Proposal | None]) -> list[Candidat
     return candidates
 
 
+def ran_unchanged(row: dict) -> bool | None:
+    """Returns True when a results row ran its parent as it was (its commit is its parent: the baseline, a
+    re-run of the tip), False when it ran a change; None for a row without a parent column (the reference
+    format)."""
+    parent = (row.get("parent") or "")[:7]
+    if not parent:
+        return None
+    return (row.get("commit") or "")[:7] == parent
+
+
+def baseline_keys(groups: dict[str, list[dict]]) -> list[str]:
+    """Returns the keys (experiment numbers) of the baseline's attempts among `groups` (Campaign.experiments()):
+    the experiments that ran the branch tip unchanged before any experiment was kept, whatever their
+    description. Rows without a parent column (the reference format) can only say so by their description."""
+    keys = []
+    for key, rows in groups.items():
+        unchanged = ran_unchanged(rows[0])
+        if unchanged if unchanged is not None else rows[0].get("description") == BASELINE:
+            keys.append(key)
+        if any(row.get("status") == str(Status.KEEP) for row in rows):
+            break   # the tip has moved on: what ran it unchanged since re-measures a kept change
+    return keys
+
+
+def crashed_baseline(campaign) -> list[str]:
+    """Returns the baseline's crashed attempts (experiment numbers) when nothing has been measured yet and
+    every attempt crashed; [] otherwise (no rows, a measured row, or no baseline attempt)."""
+    rows = campaign.rows()
+    if not rows or campaign.best() is not None or any(row.get("status") != str(Status.CRASH) for row in rows):
+        return []
+    return baseline_keys(campaign.experiments())
+
+
 def needs_baseline(campaign) -> bool:
     """Returns True when the next batch should start with the baseline (the tip, unchanged): the campaign
     has no rows yet, or its baseline crashed, nothing has been measured since and the baseline has had
     fewer than BASELINE_ATTEMPTS tries. results.tsv stays as it is: the crash row stays, the new
     baseline row follows it."""
-    rows = campaign.rows()
-    if not rows:
+    if not campaign.rows():
         return True
-    if campaign.best() is not None or any(row.get("status") != str(Status.CRASH) for row in rows):
-        return False
-    tries = [row for row in rows if row.get("description") == BASELINE]
+    tries = crashed_baseline(campaign)
     return bool(tries) and len(tries) < BASELINE_ATTEMPTS

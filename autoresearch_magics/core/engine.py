@@ -524,7 +524,10 @@ class Engine:
         results = []
         if baseline is not None and baseline.verdict is None:
             baseline.verdict = Decision(Status.CRASH, STOPPED_BY_USER)
-        finished_at = {(r.candidate.number, r.index): r.finished_at for r in self._finished}
+        # the recording after the batch is the overhead of the run that ended last: an earlier run's time
+        # after its exit went to the runs that followed it, and would otherwise be counted twice
+        last = max(self._finished, key=lambda r: r.finished_at, default=None)
+        last_key = (last.candidate.number, last.index) if last is not None and last.finished_at else None
         for candidate in candidates:
             kept = candidate is winner or (candidate is baseline and candidate.verdict.status == Status.KEEP)
             status = Status.KEEP if kept else Status.DISCARD
@@ -533,9 +536,9 @@ class Engine:
                 if result.status != Status.CRASH:
                     result.status = status
                 result.evidence = candidate.verdict.evidence
-                ended = finished_at.get((result.experiment, result.run))
-                if ended and result.phases.get("overhead_s") is not None:  # the engine's time since its exit
-                    result.phases["overhead_s"] = round(result.phases["overhead_s"] + time.monotonic() - ended, 1)
+                if (result.experiment, result.run) == last_key and result.phases.get("overhead_s") is not None:
+                    since_exit = time.monotonic() - last.finished_at   # the engine's time since its exit
+                    result.phases["overhead_s"] = round(result.phases["overhead_s"] + since_exit, 1)
                 campaign.results.append(row_for(campaign, result))
                 results.append(result)
         self._journal(recorded=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from .candidate import changes_tip, make_candidates
+from .candidate import BASELINE_ATTEMPTS, changes_tip, crashed_baseline, make_candidates, needs_baseline
 from .errors import CampaignError
 from .events import CampaignListener, ExperimentResult
 from .keep_rules import KeepRule
@@ -23,8 +23,9 @@ def run_experiment(campaign, description: str, files: dict[str, str] | None = No
                    seed: int | None = None, listener: CampaignListener | None = None,
                    stop_event: threading.Event | None = None, keep_rule: KeepRule | None = None,
                    executor=None) -> list[ExperimentResult]:
-    """Runs one experiment (preceded by the baseline if the campaign has none and the experiment
-    changes train.py); returns the results.
+    """Runs one experiment, preceded by the baseline (the tip, unchanged) when the experiment changes
+    train.py and the campaign has no baseline yet: none ran, or it crashed and has had fewer than
+    BASELINE_ATTEMPTS tries, as in the loop (candidate.needs_baseline). Returns the results.
 
     The content is `files` (editable path -> text), else `patch` (a unified diff applied to the best
     train.py now), else the working copy as it is.
@@ -34,12 +35,28 @@ def run_experiment(campaign, description: str, files: dict[str, str] | None = No
         _check_paths(campaign, files or {})
         proposal = Proposal(description, dict(files or {}) or _content(campaign, patch), seed=seed)
         results: list[ExperimentResult] = []
-        if not campaign.rows() and changes_tip(campaign, proposal.files):
-            # the unchanged tip first, so the change has something to beat
-            results += engine.run(make_candidates(campaign, [None]))
+        if changes_tip(campaign, proposal.files):
+            results += _baseline_first(campaign, engine, listener)
             if engine.stopped:
                 return results
         return results + engine.run(make_candidates(campaign, [proposal]))
+
+
+def _baseline_first(campaign, engine, listener: CampaignListener) -> list[ExperimentResult]:
+    """Runs the unchanged tip first when the campaign needs its baseline, so a change has a real value to
+    beat; says so when a crashed baseline is run again, or why it is not. Returns its results."""
+    crashed = crashed_baseline(campaign)
+    numbers = ", ".join(f"#{key}" for key in crashed)
+    if needs_baseline(campaign):
+        if crashed:
+            listener.message(f"the baseline crashed ({numbers}): running it again first, as the baseline, so "
+                             f"this experiment is judged against a real value")
+        return engine.run(make_candidates(campaign, [None]))
+    if crashed:
+        listener.message(f"the baseline crashed {len(crashed)} time(s) ({numbers}; at most {BASELINE_ATTEMPTS} "
+                         f"tries): this experiment runs without one, and its result becomes the first to beat. "
+                         f"`autoresearch show {crashed[-1]}` prints the crash's log")
+    return []
 
 
 def _check_paths(campaign, files: dict[str, str]) -> None:

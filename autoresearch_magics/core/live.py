@@ -10,6 +10,7 @@ from collections import deque
 import psutil
 
 from .paths import CampaignPaths
+from .phases import live_progress
 from .summary import parse_progress
 
 WRITE_EVERY_S = 1.0
@@ -65,13 +66,12 @@ class LiveState:
         self.data = {"state": "running", "experiment": experiment, "run": run, "description": description,
                      "commit": commit[:7], "budget_s": budget_s, "started_at": self.started,
                      "runner_pid": os.getpid(), "child_pid": None, "step": None, "percent": None,
-                     "loss": None, "tok_per_s": None, "remaining_s": None, "rss_mb": 0.0,
+                     "loss": None, "tok_per_s": None, "remaining_s": None, "rss_mb": 0.0, "peak_rss_mb": 0.0,
                      "training_fraction": 0.0, "elapsed_s": 0.0, "tail": [],
                      # start-up (launch -> first progress line), training, evaluation (after the last one)
                      "phase": "start-up", "training_seconds": None}
         self._tail: deque[str] = deque(maxlen=12)
         self._last_write = 0.0
-        self._saw_progress = False
         self._training_started: float | None = None
 
     def on_start(self, pid: int) -> None:
@@ -83,7 +83,6 @@ class LiveState:
         for line in reversed(lines):
             progress = parse_progress(line)
             if progress is not None:
-                self._saw_progress = True
                 self.data.update(step=progress.step, percent=progress.percent, loss=progress.loss,
                                  tok_per_s=progress.tok_per_s, remaining_s=progress.remaining_s)
                 break
@@ -111,6 +110,8 @@ class LiveState:
 
     def on_rss(self, rss_mb: float) -> None:
         self.data["rss_mb"] = round(rss_mb, 1)
+        # the highest so far: the current figure falls to the shepherd's own few MB once training exits
+        self.data["peak_rss_mb"] = max(self.data["peak_rss_mb"], self.data["rss_mb"])
 
     def snapshot(self) -> dict:
         """Returns the current state with time-derived fields filled in."""
@@ -118,11 +119,8 @@ class LiveState:
         self.data["elapsed_s"] = round(elapsed, 1)
         if self.data["phase"] == "training" and time.time() - self._training_started >= self.data["budget_s"]:
             self.data["phase"] = "evaluation"   # the budget has passed since training began
-        if self._saw_progress and self.data["percent"] is not None:
-            fraction = self.data["percent"] / 100.0
-        else:  # the script prints no progress line: show wall time against the budget
-            fraction = elapsed / max(self.data["budget_s"], 1e-9)
-        self.data["training_fraction"] = round(min(max(fraction, 0.0), 1.0), 4)
+        # training time over the budget (phases.live_progress): nothing during start-up, whatever the wall time
+        self.data["training_fraction"] = live_progress(self.data)["fraction"] or 0.0
         self.data["tail"] = list(self._tail)
         self.data["updated_at"] = time.time()
         return dict(self.data)

@@ -7,6 +7,10 @@ Phases of one run (seconds; results.tsv columns startup_s, train_wall_s, eval_s,
   overhead    the tool's own bookkeeping: engine time before the launch and after the exit
 A script that prints no progress line has its whole wall time as start-up.
 
+A running experiment's progress (`live_progress`, the one rule the notebook panel and the sidebar
+both show) follows training time only: the bar stays empty through start-up, is training seconds
+over the budget while the script trains, and is full while it evaluates.
+
 A script's own budget. From a progress line with `(P%)` and `remaining: Ns`, the budget the script
 works to is N / (1 - P/100). When that disagrees with the campaign's budget by more than
 BUDGET_TOLERANCE, the script does not take its budget from the tool (AUTORESEARCH_BUDGET_S).
@@ -23,6 +27,8 @@ POINTS_FOR_BUDGET = 2        # progress lines with an implied budget before judg
 MIN_REMAINING_S = 10.0       # `remaining:` is often printed in whole seconds: shorter ones are too coarse
 PHASE_COLUMNS = ("startup_s", "train_wall_s", "eval_s", "overhead_s")
 LIVE_PHASES = ("start-up", "preparation", "training", "evaluation")
+PHASE_LABELS = {"start-up": "starting up", "preparation": "preparing data", "training": "training",
+                "evaluation": "evaluating"}
 BUDGET_FILES = ("train.py", "prepare.py")
 # a reference-style budget constant: `TIME_BUDGET = 300`, `BUDGET_S = 60.0`
 _BUDGET_CONSTANT = re.compile(r"^([A-Z_]*BUDGET[A-Z_]*)\s*(?::\s*\w+\s*)?=\s*(\d+(?:\.\d+)?)\s*(?:#.*)?$", re.M)
@@ -38,6 +44,59 @@ def run_phases(wall_s: float, first_progress_s: float | None, last_progress_s: f
         startup, train, evaluation = first_progress_s, max(0.0, last - first_progress_s), max(0.0, wall_s - last)
     return {"startup_s": round(startup, 1), "train_wall_s": round(train, 1), "eval_s": round(evaluation, 1),
             "overhead_s": None if overhead_s is None else round(max(0.0, overhead_s), 1)}
+
+
+def duration_text(seconds: float) -> str:
+    """Returns seconds as "4.2 s", "35 s", "3m05s" or "1h02m" (as the sidebar writes them)."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    whole = int(seconds)
+    hours, minutes = whole // 3600, whole % 3600 // 60
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{whole % 60:02d}s"
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None
+
+
+def live_progress(live: dict) -> dict:
+    """Returns what a running experiment's progress shows, from its live state (live.json, a snapshot):
+    {"phase", "label", "fraction" (share of the training budget done, 0..1; None: not known), "training_s",
+    "text"}. The notebook panel and the sidebar (through the server) both show this.
+
+    Start-up and data preparation leave the bar empty: wall time then is no training, and a bar that
+    advanced with it would drop back when training starts. A state without a phase (a runner that
+    records none) shows the script's own progress, else the runner's `training_fraction`."""
+    budget = _number(live.get("budget_s")) or 0.0
+    elapsed = _number(live.get("elapsed_s")) or 0.0
+    phase = live.get("phase") or None
+    trained = _number(live.get("training_seconds"))
+    percent = _number(live.get("percent"))
+    if trained is None and percent is not None:
+        trained = percent / 100.0 * budget
+    clamp = lambda x: round(min(max(x, 0.0), 1.0), 4)
+    if phase == "training" or (phase is None and trained is not None):
+        done = trained / max(budget, 1e-9) if trained is not None else _number(live.get("training_fraction"))
+        fraction = clamp(done or 0.0)
+        text = f"{duration_text(fraction * budget)} of {duration_text(budget)} training ({100 * fraction:.0f}%)"
+    elif phase == "evaluation":
+        fraction = 1.0
+        text = f"training done ({duration_text(trained if trained is not None else budget)}), evaluating"
+    elif phase is not None:
+        fraction = 0.0
+        text = (f"{PHASE_LABELS.get(phase, phase)}: {duration_text(elapsed)} so far, before the "
+                f"{duration_text(budget)} of training")
+    else:
+        own = _number(live.get("training_fraction"))
+        fraction = None if own is None else clamp(own)
+        text = f"{duration_text(elapsed)} since start; {duration_text(budget)} training budget"
+    return {"phase": phase, "label": PHASE_LABELS.get(phase, phase) if phase else "running", "fraction": fraction,
+            "training_s": None if trained is None else round(trained, 1), "text": text}
 
 
 def implied_budget_s(point: dict) -> float | None:

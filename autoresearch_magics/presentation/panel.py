@@ -18,6 +18,7 @@ import ipywidgets as widgets
 from ..core.background import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobListener
 from ..core.errors import CampaignError
 from ..core.events import ExperimentResult
+from ..core.phases import duration_text, live_progress
 from .html import MONO, badge, diff_html, esc, number, params_html, pre, stale_note
 from .live_output import LIVE_CLASS, LiveOutput
 from .static_html import LIVE_ONLY, render_widget, widget_states
@@ -28,6 +29,7 @@ TAIL_LINES = 12          # log lines shown while running and after the end
 HISTORY_LINES = 20       # finished experiments listed in a loop's panel
 NOTES = 3                # loop messages kept
 HEARTBEAT_S = 10.0       # a running job's view is redrawn at least this often (well under STALE_AFTER_S)
+BAR_LABELS = {"start-up": "start-up", "preparation": "preparing", "evaluation": "evaluating"}  # else "N%"
 
 
 class ExperimentPanel(JobListener):
@@ -60,6 +62,7 @@ class ExperimentPanel(JobListener):
         self.stats = widgets.HTML()
         self.curve = widgets.HTML()               # the running loss curve over the best's
         self._best_curve: list[dict] = []
+        self._last_snapshot: dict = {}            # the run's latest live state, for the line its end leaves
         self.tail = widgets.Output(layout=widgets.Layout(max_height="16em", overflow="auto"))
         self.outcome = widgets.HTML()
         self.history = widgets.HTML()
@@ -228,8 +231,9 @@ class ExperimentPanel(JobListener):
                 label += f"; %autoresearch show {self.experiment} prints it"
             self.show_candidate(info.get("description", ""), info.get("diff"), info.get("params"), label)
             self.budget_s = info.get("budget_s", self.budget_s)
-            self._set(self.progress, value=0.0, description="0%", bar_style="info")
-            self._set(self.stats, value=f"<span style='{MONO}'>starting&hellip;</span>")
+            self._last_snapshot = {}
+            self._set(self.progress, value=0.0, description=BAR_LABELS["start-up"], bar_style="info")
+            self._set(self.stats, value=f"<span style='{MONO}'>starting up&hellip;</span>")
             self._best_curve = _curve_points(info.get("best_curve"))
             self._set(self.curve, value=live_curve_svg([], self._best_curve, self.budget_s))
             earlier = self._get(self.outcome, "value")
@@ -244,25 +248,36 @@ class ExperimentPanel(JobListener):
             self._show_progress(snapshot)
 
     def _show_progress(self, snapshot: dict) -> None:
-        fraction = float(snapshot.get("training_fraction") or 0.0)
-        label = f"{100 * fraction:.0f}%" if fraction < 1.0 else "eval"
-        self._set(self.progress, value=fraction, description=label)
-        parts = []
-        if snapshot.get("step") is not None:
-            parts.append(f"step {int(snapshot['step'])}")
-        if snapshot.get("loss") is not None:
-            parts.append(f"loss {snapshot['loss']:.4f}")
-        if snapshot.get("tok_per_s") is not None:
-            parts.append(f"{snapshot['tok_per_s']:,.0f} tok/s")
-        parts.append(f"{snapshot.get('elapsed_s', 0):.0f}s elapsed, budget {self.budget_s:g}s")
-        if snapshot.get("rss_mb"):
-            parts.append(f"RSS {snapshot['rss_mb']:.0f} MB")
+        # one rule with the sidebar (phases.live_progress): the bar follows training time, not wall time
+        progress = live_progress({"budget_s": self.budget_s, **snapshot})
+        self._last_snapshot = snapshot
+        fraction = progress["fraction"]
+        label = BAR_LABELS.get(progress["phase"]) or (f"{100 * fraction:.0f}%" if fraction is not None else "running")
+        self._set(self.progress, value=fraction or 0.0, description=label)
+        parts = _step_parts(snapshot) + [progress["text"]]
+        if snapshot.get("peak_rss_mb"):
+            parts.append(f"peak RSS {snapshot['peak_rss_mb']:.0f} MB")
         self._set(self.stats, value=f"<span style='{MONO}'>{esc(' · '.join(parts))}</span>")
         if snapshot.get("curve"):  # sent with the progress, within the batcher's message budget
             self._set(self.curve, value=live_curve_svg(_curve_points(snapshot["curve"]), self._best_curve,
                                                        self.budget_s))
         if snapshot.get("tail"):
             self._show_tail(snapshot["tail"])
+
+    def _final_stats(self, result: ExperimentResult) -> str:
+        """Returns the stats line a finished run leaves: its last step and loss, where its wall time went and
+        its peak memory (the run's own peak, never the last sample taken as it exited)."""
+        parts = [p for p in _step_parts(self._last_snapshot) if not p.endswith("tok/s")]
+        phases = result.phases or {}
+        spent = [f"{name} {duration_text(phases[key])}" for name, key in
+                 (("start-up", "startup_s"), ("training", "train_wall_s"), ("evaluation", "eval_s"))
+                 if phases.get(key) is not None]
+        if result.wall_s:
+            parts.append(f"{duration_text(result.wall_s)} wall" + (f" ({', '.join(spent)})" if spent else ""))
+        peak = peak_rss_mb(result)
+        if peak is not None:
+            parts.append(f"peak RSS {peak:.0f} MB")
+        return f"<span style='{MONO}'>{esc(' · '.join(parts))}</span>" if parts else ""
 
     def experiment_finished(self, result: ExperimentResult) -> None:
         with self._lock, self._batch.hold():
@@ -271,6 +286,7 @@ class ExperimentPanel(JobListener):
             final = 1.0 if result.status != "crash" else self._get(self.progress, "value")
             self._set(self.progress, value=final, bar_style=style,
                       description="done" if result.status != "crash" else "crash")
+            self._set(self.stats, value=self._final_stats(result))
             self._show_tail(result.tail)
             self._title(result.status)
 
@@ -284,6 +300,28 @@ class ExperimentPanel(JobListener):
         with self._lock, self._batch.hold():
             self.notes_text = (self.notes_text + [text])[-NOTES:]
             self._set(self.notes, value=pre(self.notes_text))
+
+
+def _step_parts(snapshot: dict) -> list[str]:
+    """Returns the step, loss and throughput of a live state, as short texts."""
+    parts = []
+    if snapshot.get("step") is not None:
+        parts.append(f"step {int(snapshot['step'])}")
+    if snapshot.get("loss") is not None:
+        parts.append(f"loss {snapshot['loss']:.4f}")
+    if snapshot.get("tok_per_s") is not None:
+        parts.append(f"{snapshot['tok_per_s']:,.0f} tok/s")
+    return parts
+
+
+def peak_rss_mb(result: ExperimentResult) -> float | None:
+    """Returns a finished run's peak memory in MB: the higher of the tool's measurement of its processes
+    and the script's own `peak_rss_mb` summary line (each can miss part of it); None when neither has one."""
+    own = result.summary.get("peak_rss_mb") if result.summary else None
+    candidates = [result.peak_rss_gb * 1024 if result.peak_rss_gb else None,
+                  float(own) if isinstance(own, (int, float)) and own == own else None]
+    known = [value for value in candidates if value is not None and value > 0]
+    return max(known) if known else None
 
 
 def _curve_points(pairs) -> list[dict]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..core.campaign import Campaign
 from ..core.errors import CampaignError
 from ..core.paths import SUMMARY_NAME
+from ..core.phases import live_progress
 from .discovery import campaign_id, inside_root
 
 REPORT_NAME = SUMMARY_NAME
@@ -31,9 +32,15 @@ def _open(folder: Path) -> Campaign:
 
 
 def status(folder: Path, server_root) -> dict:
-    """Returns Campaign.status() plus the id, the best's delta to the baseline and whether the report exists."""
+    """Returns Campaign.status() plus the id, the best's delta to the baseline, whether the report exists,
+    and the running run's `progress` (phases.live_progress: the rule the notebook panel shows too)."""
     campaign = _open(folder)
     out = campaign.status()
+    running = out.get("running")
+    if running:
+        running["progress"] = live_progress(running)
+        for run in running.get("parallel") or []:
+            run["progress"] = live_progress(run)
     best, baseline = out.get("best"), out.get("baseline")
     out["delta"] = (best["value"] - baseline["value"]
                     if best and baseline and best["value"] is not None and baseline["value"] is not None

@@ -44,6 +44,11 @@ export function progressOf(live: ILive, peakRssMb: number | null): IProgressView
     fraction = null;
     time = `${durationText(live.elapsed_s)} since start; ${durationText(budget)} training budget`;
   }
+  let label = live.phase ? LABELS[live.phase] : 'running';
+  if (live.progress) {
+    // the server computes it with the notebook panel's rule: both show the same bar
+    ({ fraction, text: time, label } = live.progress);
+  }
   const facts: string[] = [];
   if (live.loss !== null) {
     facts.push(`loss ${live.loss.toFixed(4)}`);
@@ -55,5 +60,5 @@ export function progressOf(live: ILive, peakRssMb: number | null): IProgressView
     facts.push(`peak ${peakRssMb.toFixed(0)} MB`);
   }
   facts.push(`${durationText(live.elapsed_s)} wall`);
-  return { label: live.phase ? LABELS[live.phase] : 'running', fraction, time, facts };
+  return { label, fraction, time, facts };
 }

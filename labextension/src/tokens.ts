@@ -39,6 +39,15 @@ export interface IWaitingProposal {
   diff: string;
 }
 
+/** What the running run's progress shows (core/phases.py live_progress). */
+export interface ILiveProgress {
+  phase: Phase | null;
+  label: string;
+  fraction: number | null; // share of the training budget done; null: not known
+  training_s: number | null;
+  text: string;
+}
+
 /** The running experiment, as the runner writes it to .autoresearch/live.json. */
 export interface ILive {
   experiment: number;
@@ -57,6 +66,7 @@ export interface ILive {
   phase?: Phase; // absent from runners that do not record phases
   training_seconds?: number;
   peak_rss_mb?: number;
+  progress?: ILiveProgress; // the server's reading of the phases, the rule the notebook panel shows too
   waiting_proposal?: IWaitingProposal | null;
 }
 
