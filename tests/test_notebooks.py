@@ -101,7 +101,7 @@ def test_quickstart_runs_a_tinylm_campaign_end_to_end(tmp_path, monkeypatch):
 
     rows = list(csv.DictReader((campaign / "results.tsv").open(), delimiter="\t"))
     assert [r["description"].split(":")[0] for r in rows] == [
-        "baseline", "peak learning rate 4e-3", "one block instead of two", "no warmdown",
+        "baseline", "peak learning rate 1e-3 (half)", "three blocks instead of two", "one block instead of two",
         *["QK-norm"] * (len(rows) - 4)]  # the repeats decision: one to three runs of one candidate
     assert 5 <= len(rows) <= 7
     assert all(r["status"] in ("keep", "discard") for r in rows), [r["crash_reason"] for r in rows]
