@@ -94,6 +94,16 @@ def detectable_gain(sd: float, n: int) -> float:
     return t_quantile(0.95, n - 1) * sd * math.sqrt(1 / REPEATS + 1 / NOISE_RUNS)
 
 
+def step_share(values: list[float], steps: list[float]) -> tuple[float, float]:
+    """Returns (Pearson r of val_bpb with ln(steps), sd of val_bpb's residuals from a least-squares line in
+    ln(steps)): how much of the spread the machine's step counts explain, and what is left for the seed."""
+    logs = [math.log(s) for s in steps]
+    r = statistics.correlation(values, logs)
+    slope, intercept = statistics.linear_regression(logs, values)
+    residuals = [v - (intercept + slope * x) for v, x in zip(values, logs)]
+    return r, math.sqrt(sum(e * e for e in residuals) / (len(values) - 2))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="30,60", help="comma-separated training budgets in seconds")
@@ -164,6 +174,10 @@ def main():
               f"(means)")
         print(f"  {budget:g}s smallest gain `repeats` can detect: {detectable_gain(sd, len(values)):.4f} "
               f"= t(0.95, {len(values) - 1}) x sd x sqrt(1/{REPEATS} + 1/{NOISE_RUNS})")
+        if not args.max_steps and len(set(steps)) > 1 and len(values) >= 3:
+            r, residual = step_share(values, steps)
+            print(f"  {budget:g}s where the spread comes from: r(val_bpb, ln steps) = {r:+.2f}; sd left once the "
+                  f"step count is accounted for (residual of a line in ln steps): {residual:.4f}")
 
     if not args.no_edits:
         base_mean, sd = noise[edit_budget]
