@@ -44,17 +44,18 @@ from autoresearch_magics.core.runner import RunSpec, run  # noqa: E402
 SCRIPT = ROOT / "tests" / "fixtures" / "curve_train.py"
 TINYLM = ROOT / "autoresearch_magics" / "templates" / "tinylm"
 # tinylm edits: (description, constant of the hyperparameter block, its new value)
-TINYLM_EDITS = [
+TINYLM_EDITS = [   # against the template's defaults (learning rate 2e-3, two blocks, 20 warm-up steps)
     ("learning rate / 10", "LEARNING_RATE", "2e-4"),
     ("learning rate x 2", "LEARNING_RATE", "4e-3"),
     ("batch 64", "BATCH_SIZE", "64"),
-    ("no warm-down", "WARMDOWN_RATIO", "0.0"),
+    ("one block", "DEPTH", "1"),
     ("gradient clip 0.01", "GRAD_CLIP", "0.01"),
     ("learning rate x 10", "LEARNING_RATE", "2e-2"),
     ("weight decay 0", "WEIGHT_DECAY", "0.0"),
-    ("half the warm-up", "WARMUP_RATIO", "0.02"),
+    ("half the warm-up", "WARMUP_STEPS", "10"),
     ("width 64", "MODEL_DIM", "64"),
-    ("warm-up half the budget", "WARMUP_RATIO", "0.5"),
+    ("warm-up of 500 steps", "WARMUP_STEPS", "500"),
+    ("no warm-down", "WARMDOWN_RATIO", "0.0"),
 ]
 BASELINE = {"FINAL_LOSS": 3.0, "RATE": 80.0}
 IMPROVING_SHARE = 0.2   # share of the edits that beat the baseline
@@ -82,7 +83,12 @@ def edit_list(count: int, seed: int = 7) -> list[dict]:
 
 
 def tinylm_edit_list(count: int) -> list[dict]:
-    """Returns the first `count` tinylm edits."""
+    """Returns the first `count` tinylm edits, after checking that the template has each constant (before
+    any run, so a stale edit fails at once)."""
+    source = (TINYLM / "train.py").read_text()
+    missing = [name for _, name, _ in TINYLM_EDITS[:count] if not re.search(rf"^{name} = ", source, flags=re.M)]
+    if missing:
+        raise SystemExit(f"tinylm edits name constants train.py does not have: {', '.join(missing)}")
     return [{"description": d, "set": (name, value), "improving": None} for d, name, value in TINYLM_EDITS[:count]]
 
 
