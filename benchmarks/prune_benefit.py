@@ -266,6 +266,10 @@ def main() -> None:
     print(f"speed-up: {pruned['per_hour'] / full['per_hour']:.2f}x experiments per hour")
     print(f"improving edits pruned: {len(lost_kept)} of {len(improving)} kept without pruning {lost_kept or ''}; "
           f"{len(lost_better)} of {len(better)} better than the baseline {lost_better or ''}")
+    kept_by = {name: [r["number"] for r in c["results"] if r["kept"]] for name, c in (("full", full), ("pruned", pruned))}
+    same = "the same edits" if kept_by["full"] == kept_by["pruned"] else "DIFFERENT edits"
+    print(f"edits kept: {kept_by['full']} without pruning, {kept_by['pruned']} with it ({same}; their final "
+          f"values differ by run-to-run noise only when the same edits were kept)")
     print(f"curve-based prediction: Spearman(loss at 30% of the budget, final val_bpb) = {spearman:.3f} "
           f"over {n} runs")
     for r in pruned["results"]:
