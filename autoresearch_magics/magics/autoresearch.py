@@ -10,7 +10,6 @@ import time
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, kwds, magic_arguments
-from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Integer
 
 from ..core.campaign import Campaign

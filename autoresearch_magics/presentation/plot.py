@@ -58,7 +58,7 @@ def plot_progress(frame: pd.DataFrame, metric: str, direction: str = "min", titl
     if len(data) < len(runs):  # repeated runs: each one faintly, the experiment at their mean
         ax.scatter(runs["x"], runs[metric], s=8, color="#57606a", alpha=0.35, zorder=1, label="single runs")
     status = data["status"].astype(str)
-    kept, discarded, crashed = data[status == "keep"], data[status == "discard"], data[status == "crash"]
+    kept, crashed = data[status == "keep"], data[status == "crash"]
     valued = data[status != "crash"]
     better = np.minimum if direction == "min" else np.maximum
 
