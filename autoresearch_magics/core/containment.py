@@ -31,6 +31,17 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
+def attempt_run_id(run_id: str) -> str:
+    """Returns the marker of one attempt of run `run_id`: a run submitted again (its worker or node
+    was lost) must not be ended by what cleans up after the lost attempt, while `kill_run(run_id)`
+    still finds every attempt."""
+    return f"{run_id}.{uuid.uuid4().hex[:8]}"
+
+
+def _of_run(marker: str | None, run_id: str) -> bool:
+    return marker is not None and (marker == run_id or marker.startswith(run_id + "."))
+
+
 def shepherd_command(command: str, grace_s: float = GRACE_S) -> list[str]:
     """Returns the argv that runs `command` under a shepherd watching this process."""
     # -I -S: the shepherd uses the standard library only; skipping site-packages saves start-up time
@@ -39,14 +50,14 @@ def shepherd_command(command: str, grace_s: float = GRACE_S) -> list[str]:
 
 
 def run_processes(run_id: str) -> list[psutil.Process]:
-    """Returns the live processes carrying run `run_id`'s marker (other users' processes, whose
-    environment cannot be read, are not among them)."""
+    """Returns the live processes carrying run `run_id`'s marker, or that of one of its attempts (other
+    users' processes, whose environment cannot be read, are not among them)."""
     found = []
     for proc in psutil.process_iter():
         if proc.pid == os.getpid():
             continue
         try:
-            if proc.environ().get(RUN_ID_ENV) == run_id and proc.status() != psutil.STATUS_ZOMBIE:
+            if _of_run(proc.environ().get(RUN_ID_ENV), run_id) and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except psutil.Error:
             continue

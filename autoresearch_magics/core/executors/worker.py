@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..config import ENV_DATA_DIR
-from ..containment import RUN_ID_ENV
+from ..containment import RUN_ID_ENV, attempt_run_id
 from ..runner import RunListener, RunOutcome, RunSpec, run
 from .base import TaskSpec
 
@@ -138,15 +138,16 @@ def run_task(spec: TaskSpec, listener: RunListener, should_stop: Callable[[], bo
     """Runs `spec` in its workdir, else in a fresh temporary folder holding its files; returns the
     runner's outcome. `watchdog`: on a cluster worker, whose death may take the shepherd with it."""
     work = Path(tempfile.mkdtemp(prefix=f"{spec.name}-"))
+    run_id = attempt_run_id(spec.run_id)   # this attempt's own marker: a retry is no part of a lost attempt
     if watchdog:
-        listener = _Watched(listener, spec.run_id)
+        listener = _Watched(listener, run_id)
     try:
         tree = Path(spec.workdir) if spec.workdir else work / "tree"
         if not spec.workdir:
             materialise(spec, tree)
         outcome = run(RunSpec(command=spec.command, cwd=str(tree), log_path=log_path or str(work / "run.log"),
                               env=task_env(spec, visible_devices), timeout_s=spec.timeout_s,
-                              startup_timeout_s=spec.startup_timeout_s, log_cap_bytes=spec.log_cap_bytes, run_id=spec.run_id), listener, should_stop)
+                              startup_timeout_s=spec.startup_timeout_s, log_cap_bytes=spec.log_cap_bytes, run_id=run_id), listener, should_stop)
     finally:
         if isinstance(listener, _Watched) and listener.watchdog is not None:
             listener.watchdog.wait()   # its first half exits at once; the detached half watches on
