@@ -152,7 +152,6 @@ class Engine:
         stopping = self.stopped = False
         next_live = 0.0
         paths = self.campaign.paths
-        paths.stop_request.unlink(missing_ok=True)
         paths.data.mkdir(exist_ok=True)  # a worker on this machine then shares the campaign's data
         self._best_code = None
         # the best stays fixed through a batch: one pruning reference and one best curve for all its runs
@@ -543,8 +542,7 @@ class Engine:
                 results.append(result)
         self._journal(recorded=True)
         self._settle(candidates, winner)
-        clear_journal(campaign)
-        campaign.paths.stop_request.unlink(missing_ok=True)
+        clear_journal(campaign)   # a stop request stays: one made while this batch was recorded ends the runner
         self._finish_live(results)
         for result in results:
             self.listener.experiment_finished(result)
