@@ -64,6 +64,8 @@ def test_stop_button_keeps_its_element_and_every_click_lands_while_the_panel_ref
     try:
         stop = panel.locator(".jp-Autoresearch-stopButton")
         stop.wait_for(state="visible", timeout=15_000)
+        # the campaign's baseline runs first: click once this experiment runs, not in the gap between the two
+        panel.get_by_text("click me while I train").first.wait_for(timeout=60_000)
         stop.evaluate("button => { button.dataset.marker = 'first' }")
         times = set()
         for _ in range(4):  # each click opens the confirmation: a lost click would time out here
