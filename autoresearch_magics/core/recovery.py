@@ -19,11 +19,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .candidate import BASELINE, Candidate, files_at
+from .candidate import Candidate, files_at
 from .curves import curve_path_for
 from .engine import Engine
 from .events import CampaignListener
-from .executors.base import Executor
+from .executors.base import NOTE_PREFIX, Executor
 from .journal import clear_journal, digest, read_journal
 from .keep_rules import keep_rule_for
 from .live import process_alive, read_json, write_json_atomic
@@ -166,8 +166,8 @@ def _record_batch(campaign, notes: list[dict], left: dict, report: RecoveryRepor
     batch = list(candidates.values())
     best = campaign.best()
     first = batch[0]
-    baseline = first if best is None and len(batch) > 1 and first.sha == first.parent and \
-        first.description == BASELINE else None
+    # the engine's rule: the campaign's first batch starts with the tip, unchanged
+    baseline = first if best is None and len(batch) > 1 and first.sha == first.parent else None
     on_branch = campaign.ledger.current_branch() == config.branch
     engine = Engine(campaign, Executor(), 1, keep_rule_for(config), CampaignListener(), threading.Event())
     engine.record_left(batch, best, baseline, "" if on_branch else f"the working copy is not on {config.branch}")
@@ -182,8 +182,6 @@ def _changed_files(campaign, commit: str, parent: str) -> dict[str, str]:
     mine, before = files_at(campaign, commit, editable), files_at(campaign, parent, editable)
     return {p: t for p, t in mine.items() if t is not None and t != before[p]}
 
-
-NOTE_PREFIX = "[autoresearch: "
 
 
 def _complete_log(path: Path, lines: list[str]) -> None:

@@ -166,3 +166,13 @@ class StreamLog:
                               f"log capped at {self.cap} bytes]\n".encode())
             self.fh.writelines(self.tail)
         self.fh.close()
+
+
+NOTE_PREFIX = "[autoresearch: "   # a line of the tool's own in a run's log, never the script's
+
+
+def note_line(log: StreamLog, sink: TaskSink, text: str) -> None:
+    """Writes one line of ours into the run's log and live output."""
+    line = f"{NOTE_PREFIX}{text}]"
+    log.write([line])
+    sink.lines([line])

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 
-from .base import ClusterLostError, Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec
+from .base import ClusterLostError, Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec, note_line
 from .scheduler_state import Ending, ray_ending, ray_node_alive
 from .worker import stream_task
 
@@ -254,13 +254,6 @@ def _cluster_unreachable(address) -> bool:
     return False
 
 
-def _note(log: StreamLog, sink: TaskSink, text: str) -> None:
-    """Writes one line of ours into the run's log and live output."""
-    line = f"[autoresearch: {text}]"
-    log.write([line])
-    sink.lines([line])
-
-
 def _follow(executor: RayExecutor, handle: _RayHandle, spec: TaskSpec, log_path: str, sink: TaskSink) -> None:
     """Follows a run through its attempts until one ends by itself (or retries run out); writes
     its log and tells the sink."""
@@ -276,7 +269,7 @@ def _follow(executor: RayExecutor, handle: _RayHandle, spec: TaskSpec, log_path:
                          and not handle.cancelled)
                 if again:
                     lost.append(ending.reason)
-                    _note(log, sink, f"{ending.reason}; submitting the run again "
+                    note_line(log, sink, f"{ending.reason}; submitting the run again "
                                      f"(retry {attempt} of {executor.lost_retries})")
                     attempt += 1
                     handle.generator, handle.generation = executor._start(spec, attempt)

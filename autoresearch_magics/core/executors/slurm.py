@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..runner import GRACE_S, RunListener, RunOutcome
 from ..summary import LINE_BREAKS
-from .base import Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec
+from .base import Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec, note_line
 from .scheduler_state import (SlurmJobState, SlurmUnavailable, slurm_cancel, slurm_ending, slurm_job_state,
                               slurm_requeue_note, stepd_cause)
 from .worker import run_task
@@ -209,13 +209,6 @@ class _Tail:
         return [p for p in parts if p or not final]
 
 
-def _note(log: StreamLog, sink: TaskSink, text: str) -> None:
-    """Writes one line of ours into the run's log and live output."""
-    line = f"[autoresearch: {text}]"
-    log.write([line])
-    sink.lines([line])
-
-
 def _follow(executor: SlurmExecutor, handle: _SlurmHandle, spec: TaskSpec, log_path: str, sink: TaskSink) -> None:
     """Follows a run until it ends, through Slurm's requeues and our resubmissions of lost jobs;
     forwards its starts, log lines and result."""
@@ -232,7 +225,7 @@ def _follow(executor: SlurmExecutor, handle: _SlurmHandle, spec: TaskSpec, log_p
                 if again:
                     retries += 1
                     lost.append(ending.reason)
-                    _note(log, sink, f"{ending.reason}; submitting the run again "
+                    note_line(log, sink, f"{ending.reason}; submitting the run again "
                                      f"(retry {retries} of {executor.lost_retries})")
                     handle.job, handle.stream = executor._submit_job(spec)
                     sink.started(str(handle.job.job_id), "")  # queued: the runner's journal names the new job
@@ -274,7 +267,7 @@ def _follow_job(executor: SlurmExecutor, handle: _SlurmHandle, log: StreamLog, s
                     unavailable = False
                 except SlurmUnavailable as exc:  # the job may well run on: wait for the controller
                     if not unavailable:
-                        _note(log, sink, f"the Slurm controller does not answer ({exc}); waiting for it")
+                        note_line(log, sink, f"the Slurm controller does not answer ({exc}); waiting for it")
                     unavailable = True
                 if state is not None and state.restarts > attempt:
                     lines = tail.read(final=True)
@@ -283,7 +276,7 @@ def _follow_job(executor: SlurmExecutor, handle: _SlurmHandle, log: StreamLog, s
                         sink.lines(lines)
                     note = slurm_requeue_note(state, job_id, stepd_cause(_stderr(job)))
                     lost.append(note)
-                    _note(log, sink, f"{note}; following its next start")
+                    note_line(log, sink, f"{note}; following its next start")
                     attempt, node = state.restarts, ""
                     tail = _Tail(stream / f"live-{attempt}.log")
             done = not unavailable and ((state is not None and state.final)
