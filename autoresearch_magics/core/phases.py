@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from .config import ENV_BUDGET
+from .stop_rules import format_duration
 
 BUDGET_TOLERANCE = 0.2       # relative disagreement that is worth a message
 POINTS_FOR_BUDGET = 2        # progress lines with an implied budget before judging
@@ -47,13 +48,12 @@ def run_phases(wall_s: float, first_progress_s: float | None, last_progress_s: f
 
 
 def duration_text(seconds: float) -> str:
-    """Returns seconds as "4.2 s", "35 s", "3m05s" or "1h02m" (as the sidebar writes them)."""
+    """Returns seconds as "4.2 s", "35 s", "3m05s" or "1h02m" (as the sidebar writes them): under a
+    minute with the sidebar's precision, else as every other duration (stop_rules.format_duration)."""
     seconds = max(0.0, float(seconds))
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    whole = int(seconds)
-    hours, minutes = whole // 3600, whole % 3600 // 60
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{whole % 60:02d}s"
+    return format_duration(seconds)
 
 
 def _number(value) -> float | None:
