@@ -14,7 +14,10 @@ every edit for seed 1, then seed 2, ...), so a change in the machine's load hits
 
 Targets: sd <= 0.01 at 60 s and <= 0.02 at 30 s; every edit's |effect| / sd printed.
 On a machine that other programs keep busy, wall-clock budgets give fewer and more variable
-steps: the load average is printed before and after; compare the step columns.
+steps: the load average is printed before and after; compare the step columns. On a virtual
+machine the host can slow every core without any process inside showing it, so the benchmark also
+times a fixed matmul workload (0.5 s, before and after each run) and prints how well that speed
+explains the step counts.
 """
 from __future__ import annotations
 
@@ -68,11 +71,28 @@ def load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
+def machine_speed(seconds: float = 0.5) -> float:
+    """Returns the GFLOP/s of fp32 512 x 512 matmuls on this process's threads over about `seconds`: the
+    machine's own speed at this moment, the same workload whatever train.py is (the host of a virtual
+    machine can slow it down without any process in it showing the load)."""
+    import torch
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    a @ b  # first call: kernel selection
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(10):
+            a @ b
+        done += 10
+    return 2 * 512 ** 3 * done / (time.perf_counter() - start) / 1e9
+
+
 def run(folder: Path, env: dict, seed: int, budget_s: float, max_steps: int) -> dict:
     """Runs train.py in `folder` once; returns its parsed summary (raises on a crash)."""
     env = dict(env, AUTORESEARCH_SEED=str(seed), AUTORESEARCH_BUDGET_S=f"{budget_s:g}",
                AUTORESEARCH_MAX_STEPS=str(max_steps))
+    before = machine_speed()
     result = subprocess.run([sys.executable, "train.py"], cwd=folder, env=env, capture_output=True)
+    speed = (before + machine_speed()) / 2  # around the run: the host's speed changes over minutes
     out = result.stdout.decode()
     summary = parse_summary(out)
     if result.returncode != 0 or "val_bpb" not in summary:
@@ -80,6 +100,7 @@ def run(folder: Path, env: dict, seed: int, budget_s: float, max_steps: int) -> 
     for key, label in (("startup_s", "Start-up"), ("eval_s", "Evaluation")):  # train.py's own phase lines
         match = re.search(rf"^{label}: ([\d.]+)s", out, flags=re.M)
         summary[key] = float(match.group(1)) if match else float("nan")
+    summary["machine_gflops"] = speed
     return summary
 
 
@@ -94,10 +115,10 @@ def detectable_gain(sd: float, n: int) -> float:
     return t_quantile(0.95, n - 1) * sd * math.sqrt(1 / REPEATS + 1 / NOISE_RUNS)
 
 
-def step_share(values: list[float], steps: list[float]) -> tuple[float, float]:
-    """Returns (Pearson r of val_bpb with ln(steps), sd of val_bpb's residuals from a least-squares line in
-    ln(steps)): how much of the spread the machine's step counts explain, and what is left for the seed."""
-    logs = [math.log(s) for s in steps]
+def explained_by(values: list[float], covariate: list[float]) -> tuple[float, float]:
+    """Returns (Pearson r of `values` with ln(covariate), sd of the residuals of a least-squares line in
+    ln(covariate)): how much of the spread the covariate explains, and what is left."""
+    logs = [math.log(s) for s in covariate]
     r = statistics.correlation(values, logs)
     slope, intercept = statistics.linear_regression(logs, values)
     residuals = [v - (intercept + slope * x) for v, x in zip(values, logs)]
@@ -153,7 +174,7 @@ def main():
         runs.setdefault((name, budget), []).append(summary)
         print(f"  {name:<20} budget {budget:g}s seed {seed}: val_bpb {summary['val_bpb']:.6f}, "
               f"{int(summary['num_steps'])} steps, {summary['training_seconds']:g}s training, "
-              f"{summary['total_seconds']:g}s total", flush=True)
+              f"{summary['total_seconds']:g}s total, machine {summary['machine_gflops']:.1f} GFLOP/s", flush=True)
 
     print(f"\nbaseline ({len(seeds)} seeds per budget)")
     noise = {}
@@ -168,6 +189,8 @@ def main():
             f"  {'MEETS' if sd <= target else 'MISSES'} the sd <= {target} target")
         print(f"  {budget:g}s val_bpb: {describe(values, '.4f')}{verdict}")
         print(f"  {budget:g}s steps:   {describe(steps, '.0f')}")
+        speeds = [s["machine_gflops"] for s in got]
+        print(f"  {budget:g}s machine: {describe(speeds, '.1f')} GFLOP/s (fp32 matmuls measured around each run)")
         print(f"  {budget:g}s phases:  start-up {statistics.fmean(s['startup_s'] for s in got):.1f}s, training "
               f"{statistics.fmean(s['training_seconds'] for s in got):.1f}s, evaluation "
               f"{statistics.fmean(s['eval_s'] for s in got):.1f}s, total {statistics.fmean(s['total_seconds'] for s in got):.1f}s "
@@ -175,9 +198,11 @@ def main():
         print(f"  {budget:g}s smallest gain `repeats` can detect: {detectable_gain(sd, len(values)):.4f} "
               f"= t(0.95, {len(values) - 1}) x sd x sqrt(1/{REPEATS} + 1/{NOISE_RUNS})")
         if not args.max_steps and len(set(steps)) > 1 and len(values) >= 3:
-            r, residual = step_share(values, steps)
+            r, residual = explained_by(values, steps)
+            r_speed, _ = explained_by(steps, speeds)
             print(f"  {budget:g}s where the spread comes from: r(val_bpb, ln steps) = {r:+.2f}; sd left once the "
-                  f"step count is accounted for (residual of a line in ln steps): {residual:.4f}")
+                  f"step count is accounted for (residual of a line in ln steps): {residual:.4f}; "
+                  f"r(steps, ln machine speed) = {r_speed:+.2f}")
 
     if not args.no_edits:
         base_mean, sd = noise[edit_budget]
