@@ -16,6 +16,7 @@ budget plus the queue's wait, with nothing to show; a cancel costs at most one b
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,16 +118,24 @@ def _record_runs(campaign, journal: dict, report: RecoveryReport) -> None:
 
 def _settle_cluster_jobs(notes: list[dict], report: RecoveryReport) -> dict:
     """Returns what became of each run whose job outlives its runner (a Slurm job), by (experiment, run);
-    cancels those that still run or wait."""
-    left = {}
-    for note in notes:
-        where = note.get("task") or {}
-        if where.get("kind") != "slurm":
-            continue
-        from .executors.slurm import settle_left_job   # loads no cluster library
+    cancels those that still run or wait. The jobs are settled at once, each in its own thread, so
+    waiting for Slurm to end the cancelled ones takes one wait, not one per job."""
+    jobs = [n for n in notes if (n.get("task") or {}).get("kind") == "slurm"]
+    if not jobs:
+        return {}
+    from .executors.slurm import settle_left_job   # loads no cluster library
+
+    def settle(note: dict):
         try:
-            job = settle_left_job(where)
+            return settle_left_job(note["task"])
         except Exception:  # a job that cannot be read is recorded as any other cut-off run: interrupted
+            return None
+
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        settled = list(pool.map(settle, jobs))
+    left = {}
+    for note, job in zip(jobs, settled):
+        if job is None:
             continue
         left[(note["experiment"], note["run"])] = job
         if job.state != "finished":
