@@ -24,7 +24,9 @@ def _edit(campaign, old, new):
 
 
 def test_repeats_rule_measures_noise_rejects_null_edit_and_keeps_a_real_gain(tmp_path):
-    c = _campaign(tmp_path, keep_rule="repeats")
+    # At the default 95% confidence a null edit is kept 5% of the time by design; 99.5% makes this
+    # test fail by chance once in 200 runs, and the real gain below is still far above its threshold.
+    c = _campaign(tmp_path, keep_rule="repeats", confidence=0.995)
     baseline = c.run("baseline")
     assert [r.run for r in baseline] == [1, 2, 3, 4, 5] and len({r.seed for r in baseline}) == 5
     assert "sd" in baseline[-1].evidence and all(r.status == "keep" for r in baseline)
@@ -38,7 +40,7 @@ def test_repeats_rule_measures_noise_rejects_null_edit_and_keeps_a_real_gain(tmp
     _edit(c, "LEARNING_RATE = 0.003", "LEARNING_RATE = 0.008")  # ~ +0.03 bpb, >> 3 sigma
     real = c.run("better learning rate")
     assert [r.run for r in real] == [1, 2, 3] and all(r.status == "keep" for r in real)
-    assert "t(0.95" in real[-1].evidence
+    assert "t(0.995" in real[-1].evidence
     rows = [r for r in c.rows() if r["experiment"] == str(real[-1].experiment)]
     assert len(rows) == 3 and {r["evidence"] for r in rows} == {real[-1].evidence}
     assert c.status()["best"]["runs"] == 3
