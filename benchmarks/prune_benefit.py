@@ -284,16 +284,19 @@ def main() -> None:
     edits = tinylm_edit_list(args.edits) if args.tinylm else edit_list(args.edits)
     template = TINYLM if args.tinylm else None
     margin = args.keep_margin if args.keep_margin is not None else (TINYLM_KEEP_MARGIN if args.tinylm else 0.0)
-    with tempfile.TemporaryDirectory(prefix="prune-benefit-") as tmp:
-        if args.keep:
-            tmp = tempfile.mkdtemp(prefix="prune-benefit-")
-            print(f"runs kept in {tmp}", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="prune-benefit-"))
+    if args.keep:
+        print(f"runs kept in {tmp}", flush=True)
+    try:
         if args.engine:
-            full = engine_campaign(edits, args.budget, prune=False, folder=Path(tmp) / "full")
-            pruned = engine_campaign(edits, args.budget, prune=True, folder=Path(tmp) / "pruned")
+            full = engine_campaign(edits, args.budget, prune=False, folder=tmp / "full")
+            pruned = engine_campaign(edits, args.budget, prune=True, folder=tmp / "pruned")
         else:
-            full, pruned = campaigns(edits, args.budget, Path(tmp), template, margin)
-        spearman, n = curve_prediction(Path(tmp) / "full", full["results"])
+            full, pruned = campaigns(edits, args.budget, tmp, template, margin)
+        spearman, n = curve_prediction(tmp / "full", full["results"])
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     improving = [r["number"] for r in full["results"] if r["kept"]]
     better = [r["number"] for r in full["results"] if r["improving"] or (r["improving"] is None and r["kept"])]
     lost_kept = [r["number"] for r in pruned["results"] if r["pruned"] and r["number"] in improving]

@@ -331,6 +331,14 @@ class Campaign:
         self.paths.stop_request.touch()
         return True
 
+    def stop_requested(self) -> bool:
+        """Returns True while a stop asked for by `request_stop` (from any process) is pending."""
+        return self.paths.stop_request.exists()
+
+    def clear_stop_request(self) -> None:
+        """Forgets a pending stop request (it was honoured, or it was for a runner that is gone)."""
+        self.paths.stop_request.unlink(missing_ok=True)
+
     def current(self) -> dict | None:
         """Returns the in-flight experiment record, or None."""
         return read_json(self.paths.current)

@@ -411,11 +411,11 @@ class Engine:
 
     # -- stopping ------------------------------------------------------------------------------------
     def _stop_requested(self) -> bool:
-        return self.stop_event.is_set() or self.campaign.paths.stop_request.exists()
+        return self.stop_event.is_set() or self.campaign.stop_requested()
 
     def _stop_reason(self) -> str:
         """Returns the crash reason of a stopped run: 'interrupted' when the kernel shuts down."""
-        if self.campaign.paths.stop_request.exists():
+        if self.campaign.stop_requested():
             return STOPPED_BY_USER
         return getattr(self.stop_event, "reason", "") or STOPPED_BY_USER
 

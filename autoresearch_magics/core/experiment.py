@@ -37,7 +37,7 @@ def run_experiment(campaign, description: str, files: dict[str, str] | None = No
         results: list[ExperimentResult] = []
         if changes_tip(campaign, proposal.files):
             results += _baseline_first(campaign, engine, listener)
-            if engine.stopped or campaign.paths.stop_request.exists():   # a stop made as the baseline ended
+            if engine.stopped or campaign.stop_requested():   # a stop made as the baseline ended
                 return results
         return results + engine.run(make_candidates(campaign, [proposal]))
 

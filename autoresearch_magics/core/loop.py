@@ -45,7 +45,7 @@ def runner(campaign, purpose: str, listener: CampaignListener, executor=None, pa
     executor = executor or LocalPoolExecutor(gpus_per_experiment=None)
     with campaign.lock.holding(purpose):
         # a stop request is for the runner that was running when it was made: not for this one
-        campaign.paths.stop_request.unlink(missing_ok=True)
+        campaign.clear_stop_request()
         opening = _Opening(executor, parallel, given)   # connecting overlaps recovery and the first proposals
         try:
             report = recover(campaign)
@@ -61,7 +61,7 @@ def runner(campaign, purpose: str, listener: CampaignListener, executor=None, pa
         finally:
             opening.join()
             executor.close()
-            campaign.paths.stop_request.unlink(missing_ok=True)
+            campaign.clear_stop_request()
 
 
 class _Opening:
@@ -332,7 +332,7 @@ def should_end(campaign, stop_event: threading.Event, listener: CampaignListener
     if state.reached:
         listener.message(state.progress)
         return "stop rule"
-    if stop_event.is_set() or campaign.paths.stop_request.exists():   # the latter: made between two batches
+    if stop_event.is_set() or campaign.stop_requested():   # the latter: made between two batches
         listener.message("loop stopped on request")
         return "stop requested"
     return ""

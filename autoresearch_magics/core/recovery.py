@@ -88,7 +88,7 @@ def recover(campaign) -> RecoveryReport | None:
         live.update(state="finished", outcome={"status": str(Status.CRASH), "crash_reason": INTERRUPTED})
         write_json_atomic(campaign.paths.live, live)
     clear_journal(campaign)
-    campaign.paths.stop_request.unlink(missing_ok=True)
+    campaign.clear_stop_request()
     return report
 
 
@@ -190,7 +190,6 @@ def _changed_files(campaign, commit: str, parent: str) -> dict[str, str]:
     editable = campaign.config.editable
     mine, before = files_at(campaign, commit, editable), files_at(campaign, parent, editable)
     return {p: t for p, t in mine.items() if t is not None and t != before[p]}
-
 
 
 def _complete_log(path: Path, lines: list[str]) -> None:

@@ -270,7 +270,7 @@ def _follow(executor: RayExecutor, handle: _RayHandle, spec: TaskSpec, log_path:
                 if again:
                     lost.append(ending.reason)
                     note_line(log, sink, f"{ending.reason}; submitting the run again "
-                                     f"(retry {attempt} of {executor.lost_retries})")
+                                         f"(retry {attempt} of {executor.lost_retries})")
                     attempt += 1
                     handle.generator, handle.generation = executor._start(spec, attempt)
             if not again:

@@ -226,7 +226,7 @@ def _follow(executor: SlurmExecutor, handle: _SlurmHandle, spec: TaskSpec, log_p
                     retries += 1
                     lost.append(ending.reason)
                     note_line(log, sink, f"{ending.reason}; submitting the run again "
-                                     f"(retry {retries} of {executor.lost_retries})")
+                                         f"(retry {retries} of {executor.lost_retries})")
                     handle.job, handle.stream = executor._submit_job(spec)
                     sink.started(str(handle.job.job_id), "")  # queued: the runner's journal names the new job
             if not again:

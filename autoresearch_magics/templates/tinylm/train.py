@@ -406,7 +406,8 @@ def main():
         val_bpb = evaluate_bpb(model)
     print(f"Evaluation: {time.perf_counter() - t_eval:.1f}s")
     timed_steps = step - UNTIMED_STEPS
-    achieved = flops_per_token * tokens_per_step * timed_steps / training_time if timed_steps > 0 else 0.0
+    tokens_per_sec = tokens_per_step * timed_steps / training_time if timed_steps > 0 else 0.0
+    achieved = flops_per_token * tokens_per_sec
     if achieved > peak_flops:
         print(f"Cached matmul peak {peak_flops / 1e9:.1f} GFLOP/s is below this run's rate: measuring again")
         peak_flops = max(achieved, matmul_peaks(device, remeasure=True)[dtype])
@@ -422,7 +423,7 @@ def main():
         "num_params_M": f"{num_params / 1e6:.2f}",
         "depth": DEPTH,
         "peak_rss_mb": f"{peak_rss_mb():.1f}",
-        "tokens_per_sec": f"{tokens_per_step * timed_steps / training_time if timed_steps > 0 else 0:.0f}",
+        "tokens_per_sec": f"{tokens_per_sec:.0f}",
         "data_hash": meta["data_hash"],
         "device": device.type,
         "dtype": dtype,
