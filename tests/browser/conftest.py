@@ -159,10 +159,16 @@ def open_sidebar(page):
     """Opens the Autoresearch panel from its tab in the left bar; returns the panel."""
     tab = page.locator('li.lm-TabBar-tab[data-id="autoresearch-sidebar"]')
     tab.wait_for()
-    if "lm-mod-current" not in (tab.get_attribute("class") or ""):
-        tab.click()
     panel = page.locator("#autoresearch-sidebar")
-    panel.wait_for(state="visible")
+    # While JupyterLab restores its layout a click can be lost (the panel stays hidden): click the
+    # tab whenever it is not the current one, until the panel shows.
+    deadline = time.monotonic() + 30
+    while not panel.is_visible():
+        if time.monotonic() > deadline:
+            panel.wait_for(state="visible", timeout=1)   # fails with Playwright's own message
+        if "lm-mod-current" not in (tab.get_attribute("class") or ""):
+            tab.click()
+        page.wait_for_timeout(250)
     return panel
 
 
