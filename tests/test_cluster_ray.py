@@ -19,6 +19,7 @@ ray = pytest.importorskip("ray")
 
 from autoresearch_magics.core.executors import ExecutorError, make_executor  # noqa: E402
 from autoresearch_magics.core.executors.ray_executor import RayExecutor, connect  # noqa: E402
+from autoresearch_magics.core.executors.ray_gate import shutdown_ray  # noqa: E402
 from autoresearch_magics.core.loop import run_loop  # noqa: E402
 
 from test_parallel_support import (Recorder, ValuesProposer, alive, in_thread, pids_of,  # noqa: E402
@@ -41,12 +42,12 @@ def address():
         pytest.fail(f"scripts/ray_up.sh failed: {done.stderr.strip()}")
     address = done.stdout.strip().splitlines()[-1]
     if ray.is_initialized():
-        ray.shutdown()
+        shutdown_ray()
     connect(address)
     try:
         yield address
     finally:
-        ray.shutdown()
+        shutdown_ray()
 
 
 def test_a_batch_runs_on_the_two_node_cluster_two_at_once(address, tmp_path):
@@ -197,7 +198,7 @@ def test_a_head_that_restarts_mid_run_is_reconnected_and_the_run_goes_on(address
     with socket_nobody_listens_on() as port:
         pass
     heads = [_head(port)]
-    ray.shutdown()  # this test's loop connects to its own head
+    shutdown_ray()  # this test's loop connects to its own head
     try:
         campaign = script_campaign(tmp_path)
         executor = RayExecutor(f"127.0.0.1:{port}", reconnect_wait_s=240)
@@ -220,7 +221,7 @@ def test_a_head_that_restarts_mid_run_is_reconnected_and_the_run_goes_on(address
     finally:
         for head in heads:
             _stop(head)
-        ray.shutdown()
+        shutdown_ray()
         connect(address)                       # the module's connection, for any later test
 
 

@@ -16,6 +16,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from autoresearch_magics.core.executors.ray_executor import RayExecutor  # noqa: E402
+from autoresearch_magics.core.executors.ray_gate import shutdown_ray  # noqa: E402
 from autoresearch_magics.core.loop import run_loop  # noqa: E402
 from autoresearch_magics.core.proposers import RerunProposer  # noqa: E402
 
@@ -51,7 +52,7 @@ def cluster(tmp_path_factory):
         try:
             yield
         finally:
-            ray.shutdown()
+            shutdown_ray()
 
 
 def test_parallel_runs_get_distinct_gpus_and_stream_their_output(cluster, tmp_path):

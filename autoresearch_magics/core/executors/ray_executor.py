@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 
+from .ray_gate import GATE, shutdown_ray
 from .base import ClusterLostError, Executor, ExecutorError, Handle, StreamLog, TaskResult, TaskSink, TaskSpec, note_line
 from .scheduler_state import Ending, ray_ending, ray_node_alive
 from .worker import stream_task
@@ -37,6 +38,7 @@ INSTALL_HINT = "pip install 'autoresearch-magics[ray]'"
 LOST_RETRIES = 2           # default: how often a run lost with its worker or node is submitted again
 NODE_DEATH_WAIT_S = 10.0   # how long the GCS may take to mark a lost run's node dead
 RECONNECT_WAIT_S = 60.0    # how long a head that went away may take to come back
+WAIT_SLICE_S = 0.5         # the longest a follower waits inside Ray at a time (see ray_gate)
 
 
 def _ray():
@@ -74,8 +76,14 @@ class _RayHandle(Handle):
     def cancel(self) -> None:
         with self.lock:
             self.cancelled = True
-            # force=False raises KeyboardInterrupt in the task: stream_task's cleanup kills the run's group
-            _ray().cancel(self.generator)
+            # A closed gate means the connection is being dropped or made again: the task goes with
+            # the old connection, and a cancelled run is not submitted again.
+            if not GATE.try_call():
+                return
+            try:  # force=False raises KeyboardInterrupt in the task: stream_task's cleanup kills the run's group
+                _ray().cancel(self.generator)
+            finally:
+                GATE.leave()
 
 
 class RayExecutor(Executor):
@@ -132,6 +140,10 @@ class RayExecutor(Executor):
         return self
 
     def _open_now(self) -> None:
+        with GATE.exclusive():
+            self._open_exclusively()
+
+    def _open_exclusively(self) -> None:
         ray = _ray()
         if not ray.is_initialized():
             connect(self.address, self.connect_timeout_s, self.runtime_env)
@@ -162,17 +174,19 @@ class RayExecutor(Executor):
         """Starts `slots` no-op tasks shaped like experiments, so Ray starts their workers now."""
         if self._remote is None or self.gpus_per_experiment or self._warming:
             return  # GPU tasks get their workers when they run
-        remote = _ray().remote(max_retries=0, num_cpus=self.cpus_per_experiment)(_warm_task)
-        self._warming = [remote.remote() for _ in range(slots)]
+        with GATE.call():
+            remote = _ray().remote(max_retries=0, num_cpus=self.cpus_per_experiment)(_warm_task)
+            self._warming = [remote.remote() for _ in range(slots)]
 
     def close(self) -> None:
         self._warming = []
         if self._connected_here:
-            _ray().shutdown()
+            shutdown_ray()
             self._connected_here = False
 
     def capacity(self) -> int | None:
-        resources = _ray().cluster_resources()
+        with GATE.call():
+            resources = _ray().cluster_resources()
         if self.gpus_per_experiment:
             return math.floor(resources.get("GPU", 0) / self.gpus_per_experiment)
         return math.floor(resources.get("CPU", 0) / max(self.cpus_per_experiment, 1e-9)) or None
@@ -187,32 +201,33 @@ class RayExecutor(Executor):
             if self.generation != seen_generation:  # another run's follower reconnected already
                 return
             address = self.gcs_address or self.address
-            try:
-                ray.shutdown()  # at once: a driver whose head is gone for a minute is ended by Ray
-            except Exception:
-                pass
-            self._connected_here = False
-            self._remote = None
-            deadline = time.monotonic() + self.reconnect_wait_s
-            while True:
+            with GATE.exclusive():  # the other runs' followers wait outside Ray until it is done
                 try:
-                    if ray.is_initialized():  # a connection attempt we stopped waiting for got through
+                    ray.shutdown()  # at once: a driver whose head is gone for a minute is ended by Ray
+                except Exception:
+                    pass
+                self._connected_here = False
+                self._remote = None
+                deadline = time.monotonic() + self.reconnect_wait_s
+                while True:
+                    try:
+                        if ray.is_initialized():  # a connection attempt we stopped waiting for got through
+                            break
+                        _probe(*_host_port(address), PROBE_TIMEOUT_S)
+                        time.sleep(2.0)  # a head that just came back answers TCP before its GCS serves
+                        connect(address, self.connect_timeout_s, self.runtime_env)
                         break
-                    _probe(*_host_port(address), PROBE_TIMEOUT_S)
-                    time.sleep(2.0)  # a head that just came back answers TCP before its GCS serves
-                    connect(address, self.connect_timeout_s, self.runtime_env)
-                    break
-                except ExecutorError as exc:
-                    if time.monotonic() >= deadline:
-                        self.cluster_lost = ClusterLostError(
-                            f"the Ray cluster at {address} went away ({_first_line(cause)}) and did not answer "
-                            f"again within {self.reconnect_wait_s:g}s ({exc}); restart the head and run the loop "
-                            f"again: the runs in flight are recorded from the batch journal")
-                        raise self.cluster_lost from None
-                time.sleep(2.0)
-            self._connected_here = True
-            self.open()
-            self.generation += 1
+                    except ExecutorError as exc:
+                        if time.monotonic() >= deadline:
+                            self.cluster_lost = ClusterLostError(
+                                f"the Ray cluster at {address} went away ({_first_line(cause)}) and did not answer "
+                                f"again within {self.reconnect_wait_s:g}s ({exc}); restart the head and run the loop "
+                                f"again: the runs in flight are recorded from the batch journal")
+                            raise self.cluster_lost from None
+                    time.sleep(2.0)
+                self._connected_here = True
+                self.open()
+                self.generation += 1
 
     def placement(self, spec: TaskSpec, attempt: int) -> dict:
         """Returns the Ray options (beyond CPUs and GPUs) for attempt `attempt` (1, 2...) of `spec`."""
@@ -234,8 +249,9 @@ class RayExecutor(Executor):
             generation, remote = self.generation, self._remote
         try:
             remote = remote or self.open()._remote
-            return remote.options(num_gpus=spec.gpus, name=spec.name,
-                                  **self.placement(spec, attempt)).remote(spec), generation
+            with GATE.call():
+                return remote.options(num_gpus=spec.gpus, name=spec.name,
+                                      **self.placement(spec, attempt)).remote(spec), generation
         except Exception as exc:
             if not _cluster_unreachable(self.gcs_address):
                 raise
@@ -296,8 +312,10 @@ def _follow_attempt(executor: RayExecutor, handle: _RayHandle, log: StreamLog, s
     job_id = generator.completed().task_id().hex()
     node = node_id = ""
     try:
-        for ref in generator:
-            event = ray.get(ref)
+        while True:
+            event = _next_event(executor, handle)
+            if event is None:
+                continue
             kind = event["kind"]
             if kind == "started":
                 node, node_id = event["node"], event.get("node_id", "")
@@ -313,6 +331,8 @@ def _follow_attempt(executor: RayExecutor, handle: _RayHandle, log: StreamLog, s
             elif kind == "error":
                 return TaskResult(None, f"could not start on {event['node']}: {event['value']}",
                                          job_id, event["node"]), None
+            elif kind == "ended":
+                break
     except ray.exceptions.TaskCancelledError:
         return TaskResult(None, "stopped by user", job_id, node, cancelled=True), None
     except Exception as exc:
@@ -333,13 +353,32 @@ def _follow_attempt(executor: RayExecutor, handle: _RayHandle, log: StreamLog, s
                              lost=True, scheduler_reason="no result from ray"), None
 
 
+class _ConnectionRenewed(Exception):
+    """The run's task belongs to a connection to Ray that was dropped and made again."""
+
+
+def _next_event(executor: RayExecutor, handle: _RayHandle) -> dict | None:
+    """Returns the run's next event, None when none came within WAIT_SLICE_S, or an "ended" event
+    when its stream ended; raises _ConnectionRenewed when its connection is gone."""
+    ray = _ray()
+    with GATE.call():
+        if handle.generation != executor.generation or not ray.is_initialized():
+            raise _ConnectionRenewed("the connection to the Ray cluster was dropped while the run went on")
+        ready, _ = ray.wait([handle.generator], timeout=WAIT_SLICE_S)
+        if not ready:
+            return None
+        ref = next(handle.generator, None)
+        return {"kind": "ended"} if ref is None else ray.get(ref)
+
+
 def _node_alive(node_id: str, exc: BaseException) -> bool | None:
     """Returns whether the run's node is still alive, giving the GCS a few seconds to notice a death."""
     if not node_id or isinstance(exc, _ray().exceptions.NodeDiedError):
         return False if node_id else None
     deadline = time.monotonic() + NODE_DEATH_WAIT_S
     while True:
-        alive = ray_node_alive(node_id)
+        with GATE.call():
+            alive = ray_node_alive(node_id)
         if alive is not True or time.monotonic() >= deadline:
             return alive
         time.sleep(1.0)
