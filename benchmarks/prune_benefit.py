@@ -10,8 +10,10 @@ the tinylm template and the edits change its hyperparameter block (whether an ed
 only known by running it: "improving" means kept without pruning); a gain must then exceed
 --keep-margin (default 0.03, the template's noise floor on a 2-core machine) to be kept, as a
 researcher would set it, since a strict ratchet there keeps run-to-run noise. Runs go through the
-runner with a curve recorder and the pruner (the same objects the engine uses); the ratchet itself
-is the few lines of `Ratchet` below.
+runner with a curve recorder and the pruner (the same objects the engine uses), the pruner given
+what the engine would give it (the best's curves, the repeated baseline's spread, the curves of the
+runs that got to the end, from which it learns how much runs recover late); the ratchet itself is
+the few lines of `Ratchet` below.
 
     python benchmarks/prune_benefit.py [--edits 60] [--budget 2]
     python benchmarks/prune_benefit.py --tinylm [--edits 16] [--budget 60] [--keep-margin 0.03]
@@ -154,6 +156,7 @@ class Ratchet:
         self.budget, self.prune, self.folder, self.template = budget, prune, folder, template
         self.keep_margin = keep_margin
         self.best_curves, self.best_value, self.reference = [], None, None
+        self.baseline_curves, self.finished = [], []   # the repeated baseline's spread; curves run to the end
         self.results, self.elapsed_s = [], 0.0
 
     def baseline(self) -> None:
@@ -168,8 +171,16 @@ class Ratchet:
             self.best_curves.append(points)
             value = outcome.summary["val_bpb"]
             self.best_value = value if self.best_value is None else (self.best_value + value) / 2
-        self.reference = PruneReference(self.best_curves, self.budget) if self.prune else None
+        self.baseline_curves, self.finished = self.best_curves, list(self.best_curves)
+        self._refer()
         self.elapsed_s += time.monotonic() - start
+
+    def _refer(self) -> None:
+        """Makes the reference the next run is pruned against, from what the engine would have: the best's
+        curves, the repeated baseline's spread once the best is another edit, and the finished curves."""
+        repeats = [self.baseline_curves] if self.best_curves is not self.baseline_curves else None
+        self.reference = (PruneReference(self.best_curves, self.budget, repeats, finished_curves=self.finished)
+                          if self.prune else None)
 
     def step(self, number: int, edit: dict) -> None:
         """Runs one edit against the best so far and keeps it if it gains more than the margin."""
@@ -182,9 +193,11 @@ class Ratchet:
                              "used": max((p["progress"] or 0) for p in points) if points else 0.0})
         if kept and self.template is not None:  # the ratchet: the kept edit is the new train.py
             set_constants(self.folder / "train.py", edit["set"])
+        if not outcome.pruned:
+            self.finished.append(points)
         if kept:
             self.best_value, self.best_curves = value, [points]
-            self.reference = PruneReference(self.best_curves, self.budget) if self.prune else None
+        self._refer()
         self.elapsed_s += time.monotonic() - start
 
     def tallies(self) -> dict:

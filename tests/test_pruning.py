@@ -37,7 +37,7 @@ def _first_decision(reference, points):
 def test_a_clearly_worse_curve_is_pruned_after_the_minimum_share_with_its_evidence():
     reference = PruneReference([_curve(3.0)], BUDGET)
     decision = _first_decision(reference, _curve(4.0))
-    assert decision is not None and 0.2 <= decision.fraction < 0.5
+    assert decision is not None and PruneSettings().min_fraction <= decision.fraction < 0.5
     assert decision.value > decision.best_value + decision.margin
     assert decision.evidence.startswith(f"pruned at {decision.fraction:.0%} of the budget: loss ")
     assert "against the best's" in decision.evidence and "spread" in decision.evidence
@@ -48,8 +48,20 @@ def test_a_better_or_equal_curve_is_never_pruned_and_nothing_is_pruned_during_wa
     reference = PruneReference([_curve(3.0)], BUDGET)
     assert _first_decision(reference, _curve(2.9)) is None
     assert _first_decision(reference, _curve(3.0, wobble=0.02)) is None
-    hopeless = [p for p in _curve(30.0, start=40.0) if p["progress"] < 0.2]
+    hopeless = [p for p in _curve(30.0, start=40.0) if p["progress"] < PruneSettings().min_fraction]
     assert _first_decision(reference, hopeless) is None
+
+
+def test_a_run_is_not_judged_during_its_own_warm_up_read_from_its_learning_rate_multiplier():
+    reference = PruneReference([_curve(3.0)], BUDGET)
+    def with_warm_up(points, until):   # lrm rises linearly to 1 over the first `until` share of the budget
+        return [{**p, "lrm": round(min(1.0, p["progress"] / until), 2)} for p in points]
+    hopeless = _curve(4.0, rate=3.0)
+    assert _first_decision(reference, hopeless).fraction < 0.3
+    assert _first_decision(reference, with_warm_up(hopeless, 0.4)).fraction >= 0.39  # lrm 0.99 at 39.6%
+    assert _first_decision(reference, with_warm_up(hopeless, 0.05)).fraction < 0.3
+    decaying = [{**p, "lrm": 0.5 - 0.4 * p["progress"]} for p in hopeless]    # no warm-up, peak below 1
+    assert _first_decision(reference, decaying).fraction < 0.3
 
 
 def test_a_slow_starter_that_ends_better_is_not_pruned():
@@ -69,6 +81,26 @@ def test_measured_spread_from_repeats_replaces_the_default():
         < noisy.spread_at(t, noisy.best_at(t))
     candidate = _curve(3.35)
     assert _first_decision(quiet, candidate) is not None and _first_decision(noisy, candidate) is None
+
+
+def test_the_catch_up_allowance_is_learned_from_finished_runs_only_once_there_are_enough():
+    parallel = [_curve(3.0 + 0.01 * k) for k in range(8)]       # finished runs that never made up ground
+    slow_starters = parallel[:7] + [_curve(3.05, rate=5.0)]   # one of them recovered late
+    worse = _curve(3.4, rate=20.0)
+    fixed = PruneReference([_curve(3.0)], BUDGET)
+    learned = PruneReference([_curve(3.0)], BUDGET, finished_curves=parallel)
+    recovering = PruneReference([_curve(3.0)], BUDGET, finished_curves=slow_starters)
+    too_few = PruneReference([_curve(3.0)], BUDGET, finished_curves=parallel[:5])
+    half_way = PruneReference([_curve(3.0)], BUDGET, finished_curves=[p[:100] for p in parallel])
+    settings = PruneSettings()
+    assert learned.allowance_at(30.0) == pytest.approx(settings.catch_up_floor)
+    assert recovering.allowance_at(30.0) == settings.catch_up                # capped at the default
+    assert too_few.allowance_at(30.0) == half_way.allowance_at(30.0) == settings.catch_up  # pruned runs teach nothing
+    early, late = _first_decision(learned, worse), _first_decision(fixed, worse)
+    assert early is not None and late is not None and early.fraction < late.fraction
+    assert _first_decision(recovering, worse).fraction == late.fraction
+    # a slow starter that ends better still runs to the end where runs recovered before
+    assert _first_decision(recovering, _curve(2.95, rate=10.0)) is None
 
 
 def _real_run(tmp_path, name, final, pruner=None, budget=2.0):
