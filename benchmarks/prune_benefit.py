@@ -15,7 +15,7 @@ what the engine would give it (the best's curves, the repeated baseline's spread
 runs that got to the end, from which it learns how much runs recover late); the ratchet itself is
 the few lines of `Ratchet` below.
 
-    python benchmarks/prune_benefit.py [--edits 60] [--budget 2]
+    python benchmarks/prune_benefit.py [--edits 60] [--budget 2] [--seed 7]
     python benchmarks/prune_benefit.py --tinylm [--edits 16] [--budget 60] [--keep-margin 0.03]
     python benchmarks/prune_benefit.py --engine [--edits 60] [--budget 2]
 
@@ -291,10 +291,11 @@ def main() -> None:
                         help=f"gain needed to keep an edit (default: {TINYLM_KEEP_MARGIN} with --tinylm, its noise "
                              "floor on a 2-core machine, else 0: the strict ratchet)")
     parser.add_argument("--keep", action="store_true", help="keep the runs' folders (logs and curves) and print where")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic edit list (another list of the same kind)")
     args = parser.parse_args()
     if args.engine and args.tinylm:
         raise SystemExit("--engine runs the synthetic script; leave out --tinylm")
-    edits = tinylm_edit_list(args.edits) if args.tinylm else edit_list(args.edits)
+    edits = tinylm_edit_list(args.edits) if args.tinylm else edit_list(args.edits, args.seed)
     template = TINYLM if args.tinylm else None
     margin = args.keep_margin if args.keep_margin is not None else (TINYLM_KEEP_MARGIN if args.tinylm else 0.0)
     tmp = Path(tempfile.mkdtemp(prefix="prune-benefit-"))
