@@ -256,13 +256,15 @@ def engine_campaign(edits: list[dict], budget: float, prune: bool, folder: Path)
     curves = camp.curves()
     results = []
     for key, rows in camp.experiments().items():
-        number = int(key)
-        if number < 2:
-            continue
         row = rows[-1]
+        # the experiment number can differ from the edit's: an edit whose train.py was tried before gets none
+        edit = re.match(r"edit (\d+):", row["description"])
+        if edit is None:
+            continue
+        number = int(edit.group(1))
         value = float(row["val_bpb"]) if row["status"] != "crash" else None
-        used = curves.loc[curves["experiment"] == number, "progress"].max()
-        results.append({"number": number, "improving": edits[number - 2]["improving"],
+        used = curves.loc[curves["experiment"] == int(key), "progress"].max()
+        results.append({"number": number, "experiment": int(key), "improving": edits[number - 2]["improving"],
                         "pruned": row["evidence"].startswith("pruned at"), "evidence": row["evidence"],
                         "value": value if value is not None and value == value else None,
                         "kept": row["status"] == "keep", "used": 0.0 if used != used else float(used)})
@@ -274,7 +276,7 @@ def curve_prediction(folder: Path, results: list[dict]) -> tuple[float, int]:
     """Returns (Spearman correlation of the loss at 30% of the budget with the final val_bpb, runs)."""
     import pandas as pd
     frame = read_curves(sorted((folder / "logs").glob("*.curve.jsonl")))
-    finals = {r["number"]: r["value"] for r in results if r["value"] is not None}
+    finals = {r.get("experiment", r["number"]): r["value"] for r in results if r["value"] is not None}
     early = {n: value_at(frame[frame["experiment"] == n], 0.3) for n in finals}
     pairs = pd.DataFrame([(early[n], finals[n]) for n in finals if early[n] is not None], columns=["early", "final"])
     return float(pairs["early"].corr(pairs["final"], method="spearman")), len(pairs)
