@@ -183,7 +183,8 @@ class PruneReference:
         slot = int(round(100 * t / self.budget_s))      # learned per 1% of the budget
         if slot not in self._allowances:
             t = slot * self.budget_s / 100
-            best, remaining = self.best_at(t), self.best_at(t) - self.best_final
+            best = self.best_at(t)
+            remaining = best - self.best_final
             made_up = [0.0]
             if remaining > 0:
                 for c in self.finished:
